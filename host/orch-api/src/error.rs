@@ -1,0 +1,297 @@
+//! The one error type that becomes an HTTP response. Every failure the
+//! client can see goes through it, so status codes, stable codes and the
+//! dialect's error shape are decided in one place; internals never leak.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use orch_core::contract::{ClassifiedError, ErrorClass};
+use orch_plugin_host::PluginFault;
+use orch_upstream::UpstreamError;
+
+/// The wire dialect of the client a response goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI Chat Completions.
+    OpenAi,
+}
+
+impl Dialect {
+    /// The dialect's name in contexts and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::OpenAi => "openai",
+        }
+    }
+}
+
+/// A failure to report to the client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// OpenAI-style error type, e.g. `invalid_request_error`.
+    pub kind: &'static str,
+    /// Stable machine-readable code, e.g. `model_not_found`.
+    pub code: String,
+    /// Message for the client; never contains secrets or internals.
+    pub message: String,
+    /// The request parameter at fault.
+    pub param: Option<String>,
+    /// Seconds the client should wait before retrying.
+    pub retry_after_s: Option<u32>,
+    /// The error class for the request log, when it came from upstream.
+    pub class: Option<ErrorClass>,
+    /// The dialect to render in.
+    pub dialect: Dialect,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            code: code.to_string(),
+            message: message.into(),
+            param: None,
+            retry_after_s: None,
+            class: None,
+            dialect: Dialect::OpenAi,
+        }
+    }
+
+    /// A malformed or invalid request.
+    pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Self {
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+            message,
+        );
+        e.param = param.map(Into::into);
+        e
+    }
+
+    /// Missing or wrong client credentials.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            "Invalid or missing API key. Send it as `Authorization: Bearer <key>`.",
+        )
+    }
+
+    /// A model no route serves.
+    pub fn model_not_found(model: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!(
+                "The model `{}` does not exist or you do not have access to it.",
+                clip(model, 200)
+            ),
+        );
+        e.param = Some("model".into());
+        e
+    }
+
+    /// An unknown route.
+    pub fn route_not_found(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            format!("Unrecognized request URL ({method} {}).", clip(path, 200)),
+        )
+    }
+
+    /// The body is larger than allowed.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("The request body exceeds the {} MiB limit.", limit >> 20),
+        )
+    }
+
+    /// No target can take the request right now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "no_target_available",
+            message,
+        )
+    }
+
+    /// The request's deadline passed.
+    pub fn deadline() -> Self {
+        let mut e = Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            "timeout",
+            "The request did not complete within the gateway's deadline.",
+        );
+        e.class = Some(ErrorClass::Timeout);
+        e
+    }
+
+    /// A plugin failed.
+    pub fn plugin(fault: &PluginFault) -> Self {
+        if let PluginFault::Capacity(_) = fault {
+            return Self::unavailable("The gateway is at capacity; retry shortly.");
+        }
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "plugin_failure",
+            "The provider adapter failed while handling this request.",
+        )
+    }
+
+    /// The upstream could not be reached or broke the exchange.
+    pub fn upstream(e: &UpstreamError) -> Self {
+        let (status, code, message, class) = match e {
+            UpstreamError::HeaderTimeout(_) | UpstreamError::IdleTimeout(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "The upstream provider did not answer in time.",
+                ErrorClass::Timeout,
+            ),
+            _ => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_unavailable",
+                "The upstream provider could not be reached or broke the connection.",
+                ErrorClass::Server,
+            ),
+        };
+        let mut err = Self::new(status, "server_error", code, message);
+        err.class = Some(class);
+        err
+    }
+
+    /// An error an adapter classified (from the upstream, or its own
+    /// refusal). Client errors keep the provider's message; errors that are
+    /// the gateway's or provider's problem get a neutral one.
+    pub fn classified(e: &ClassifiedError) -> Self {
+        let code = e.code.clone();
+        let (status, kind, default_code, message) = match e.class {
+            ErrorClass::BadRequest => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+                e.message.clone(),
+            ),
+            ErrorClass::ContextLength => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "context_length_exceeded",
+                e.message.clone(),
+            ),
+            ErrorClass::ContentFilter => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "content_filter",
+                e.message.clone(),
+            ),
+            ErrorClass::Unsupported => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "unsupported",
+                e.message.clone(),
+            ),
+            ErrorClass::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+                "The upstream provider is rate limiting requests; retry later.".to_string(),
+            ),
+            ErrorClass::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "overloaded",
+                "The upstream provider is overloaded; retry later.".to_string(),
+            ),
+            ErrorClass::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "server_error",
+                "upstream_timeout",
+                "The upstream provider did not answer in time.".to_string(),
+            ),
+            ErrorClass::Authentication | ErrorClass::PermissionDenied => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_auth_failed",
+                "The upstream provider rejected the gateway's credentials.".to_string(),
+            ),
+            ErrorClass::NotFound => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_not_found",
+                "The upstream provider does not know the configured model.".to_string(),
+            ),
+            ErrorClass::Server => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_error",
+                "The upstream provider failed to process the request.".to_string(),
+            ),
+        };
+        let client_fault = status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS;
+        let mut err = Self::new(
+            status,
+            kind,
+            if client_fault {
+                code.as_deref().unwrap_or(default_code)
+            } else {
+                default_code
+            },
+            message,
+        );
+        if client_fault {
+            err.param = e.param.clone();
+        }
+        err.retry_after_s = e.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1));
+        err.class = Some(e.class);
+        err
+    }
+
+    /// Render in another dialect.
+    pub fn in_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
+    /// The body in the error's dialect.
+    pub fn body(&self) -> serde_json::Value {
+        match self.dialect {
+            Dialect::OpenAi => serde_json::json!({
+                "error": {
+                    "message": self.message,
+                    "type": self.kind,
+                    "param": self.param,
+                    "code": self.code,
+                }
+            }),
+        }
+    }
+}
+
+/// Cut user-provided text that goes into messages.
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).filter(|c| !c.is_control()).collect()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, axum::Json(self.body())).into_response();
+        if let Some(s) = self.retry_after_s
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}

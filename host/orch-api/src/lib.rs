@@ -1,0 +1,29 @@
+//! The HTTP face of the gateway: the axum router, thin handlers, the one
+//! [`ApiError`] that renders every failure in the client's dialect, and the
+//! request pipeline (route → adapter → upstream → adapter → client) with
+//! failover before the commit point.
+
+mod auth;
+mod error;
+mod openai;
+mod ops;
+mod pipeline;
+mod sse;
+mod state;
+
+pub use error::{ApiError, Dialect};
+pub use state::{AppState, Services};
+
+/// The gateway's router with its state.
+pub fn router(state: AppState) -> axum::Router {
+    use axum::routing::{get, post};
+    let max_body = state.max_body_bytes();
+    axum::Router::new()
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::list_models))
+        .route("/livez", get(ops::livez))
+        .route("/readyz", get(ops::readyz))
+        .fallback(openai::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}

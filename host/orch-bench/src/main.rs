@@ -1,0 +1,314 @@
+//! `orch-bench`: measure the gateway's added latency, throughput, CPU time,
+//! memory and plugin call costs, and print them next to the targets.
+//!
+//! The table goes to stdout, progress to stderr. Missed targets do not fail
+//! the run (it is a measurement); a process that fails to start or any
+//! failed request does.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use orch_bench::load::{self, Outcome, Scenario};
+use orch_bench::plugin_costs;
+use orch_bench::procs::{self, GatewaySetup, Machine, Service};
+use orch_bench::report::{Comparison, LoopDeadline, Pacing, Report};
+
+/// The paced fake upstream: a slow first token, then slow chunks.
+const PACING: Pacing = Pacing {
+    ttft_ms: 20,
+    chunk_delay_ms: 10,
+    chunks: 10,
+};
+
+/// Streams in flight against the paced upstream: enough samples in a short
+/// window while the machine stays nearly idle.
+const PACED_CONCURRENCY: usize = 4;
+
+/// (streaming, concurrency) of the load scenarios, in the order they run.
+const LOAD: [(bool, usize); 4] = [(false, 1), (true, 1), (false, 64), (true, 64)];
+
+/// Gateway latency, throughput, CPU, memory and plugin-call benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "orch-bench", version, about)]
+struct Cli {
+    /// The gateway binary (`llm-orchestrator`).
+    #[arg(long)]
+    gateway_bin: PathBuf,
+    /// The fake upstream binary (`fake-upstream`).
+    #[arg(long)]
+    fake_bin: PathBuf,
+    /// The folder with the bundled plugins (must hold `openai.wasm`).
+    #[arg(long)]
+    plugins: PathBuf,
+    /// The folder with the fixture plugins; with `fixture_loop.wasm` there,
+    /// the infinite-loop deadline overshoot is measured too.
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
+    /// Measured window per scenario, in seconds.
+    #[arg(long, default_value_t = 5)]
+    duration_secs: u64,
+    /// Warm-up before each measured window, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    warmup_ms: u64,
+    /// Measured iterations per plugin call.
+    #[arg(long, default_value_t = 5000)]
+    plugin_iterations: usize,
+    /// A smoke run: 1 s windows, 500 ms warm-ups, fewer plugin iterations.
+    #[arg(long)]
+    quick: bool,
+}
+
+/// How long and how often to measure.
+#[derive(Debug, Clone, Copy)]
+struct Effort {
+    window: Duration,
+    warmup: Duration,
+    plugin_iterations: usize,
+    loop_runs: usize,
+}
+
+impl Cli {
+    fn effort(&self) -> Effort {
+        if self.quick {
+            Effort {
+                window: Duration::from_secs(1),
+                warmup: Duration::from_millis(500),
+                plugin_iterations: self.plugin_iterations.min(1000),
+                loop_runs: 3,
+            }
+        } else {
+            Effort {
+                window: Duration::from_secs(self.duration_secs.max(1)),
+                warmup: Duration::from_millis(self.warmup_ms),
+                plugin_iterations: self.plugin_iterations,
+                loop_runs: 10,
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = run(&cli) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    });
+    match outcome {
+        Ok(report) => {
+            println!("{}", report.render());
+            let errors = report.errors();
+            if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("error: requests failed:");
+                for e in errors {
+                    eprintln!("  {e}");
+                }
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn require_file(path: &Path, what: &str) -> Result<()> {
+    if !path.is_file() {
+        bail!(
+            "{what} not found at {} (build it with `cargo xtask build`)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Run every measurement. The started processes are killed when this
+/// returns or is dropped (on error or Ctrl-C).
+async fn run(cli: &Cli) -> Result<Report> {
+    let effort = cli.effort();
+    require_file(&cli.gateway_bin, "the gateway binary")?;
+    require_file(&cli.fake_bin, "the fake upstream binary")?;
+    require_file(&cli.plugins.join("openai.wasm"), "openai.wasm")?;
+    let machine = Machine::detect();
+
+    eprintln!(
+        "measuring plugin calls ({} iterations each)…",
+        effort.plugin_iterations
+    );
+    let plugins = plugin_costs::measure(&cli.plugins, effort.plugin_iterations)
+        .await
+        .context("plugin call costs")?;
+    let loop_deadline = match cli.fixtures.as_ref().map(|d| d.join("fixture_loop.wasm")) {
+        None => LoopDeadline::Skipped("no --fixtures".into()),
+        Some(f) if !f.is_file() => LoopDeadline::Skipped(format!("{} not found", f.display())),
+        Some(f) => {
+            eprintln!(
+                "measuring the infinite-loop deadline ({} calls)…",
+                effort.loop_runs
+            );
+            LoopDeadline::Measured(
+                plugin_costs::deadline_overshoot(&f, effort.loop_runs)
+                    .await
+                    .context("infinite-loop deadline")?,
+            )
+        }
+    };
+
+    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
+    eprintln!(
+        "starting the fake upstreams and the gateway (logs in {})…",
+        scratch.path().display()
+    );
+    let fake_banner = "fake-upstream listening on http://";
+    let mut fake = Service::start(
+        "fake-upstream",
+        &cli.fake_bin,
+        &args(&["--listen", "127.0.0.1:0"]),
+        fake_banner,
+        scratch.path(),
+    )
+    .await?;
+    let paced_args = args(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--ttft-ms",
+        &PACING.ttft_ms.to_string(),
+        "--chunk-delay-ms",
+        &PACING.chunk_delay_ms.to_string(),
+        "--chunks",
+        &PACING.chunks.to_string(),
+    ]);
+    let mut paced = Service::start(
+        "fake-upstream-paced",
+        &cli.fake_bin,
+        &paced_args,
+        fake_banner,
+        scratch.path(),
+    )
+    .await?;
+    fake.wait_ready("/v1/models").await?;
+    paced.wait_ready("/v1/models").await?;
+
+    let config = scratch.path().join("bench.toml");
+    let plugins_dir = std::path::absolute(&cli.plugins).context("resolving --plugins")?;
+    std::fs::write(
+        &config,
+        procs::gateway_config(&GatewaySetup {
+            database: scratch.path().join("bench.db"),
+            plugins: plugins_dir,
+            fake: fake.addr(),
+            paced: paced.addr(),
+        }),
+    )
+    .context("writing the gateway configuration")?;
+    let gateway_args = vec![
+        OsString::from("serve"),
+        OsString::from("--config"),
+        config.into_os_string(),
+    ];
+    let mut gateway = Service::start(
+        "llm-orchestrator",
+        &cli.gateway_bin,
+        &gateway_args,
+        "llm-orchestrator listening on http://",
+        scratch.path(),
+    )
+    .await?;
+    gateway.wait_ready("/readyz").await?;
+    // Let start-up work that follows readiness settle before reading RSS.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = procs::memory(gateway.pid())?;
+
+    let gateway_pid = gateway.pid();
+    let cpu_probe = move || procs::cpu_time(gateway_pid);
+    let scenario = |service: &Service, model: &str, stream: bool, concurrency: usize| Scenario {
+        addr: service.addr(),
+        model: model.to_owned(),
+        stream,
+        concurrency,
+        warmup: effort.warmup,
+        window: effort.window,
+    };
+    let total = LOAD.len() + 1;
+    let mut comparisons = Vec::with_capacity(LOAD.len());
+    for (i, (stream, concurrency)) in LOAD.into_iter().enumerate() {
+        let mode = if stream { "stream" } else { "non-stream" };
+        eprintln!(
+            "[{}/{total}] {mode} c={concurrency}: direct, then through the gateway…",
+            i + 1
+        );
+        let direct = load::run(&scenario(&fake, "fake-model", stream, concurrency), None).await?;
+        fake.check_alive()?;
+        let through = load::run(
+            &scenario(&gateway, "bench", stream, concurrency),
+            Some(&cpu_probe),
+        )
+        .await?;
+        gateway.check_alive()?;
+        fake.check_alive()?;
+        comparisons.push(Comparison {
+            stream,
+            concurrency,
+            direct,
+            gateway: through,
+        });
+    }
+
+    eprintln!(
+        "[{total}/{total}] paced stream c={PACED_CONCURRENCY}: direct, then through the gateway…"
+    );
+    let paced_window = effort.window.max(Duration::from_secs(1));
+    let paced_run = |service: &Service, model: &str| Scenario {
+        window: paced_window,
+        ..scenario(service, model, true, PACED_CONCURRENCY)
+    };
+    let paced_direct: Outcome = load::run(&paced_run(&paced, "fake-model"), None).await?;
+    paced.check_alive()?;
+    let paced_gateway = load::run(&paced_run(&gateway, "paced"), Some(&cpu_probe)).await?;
+    gateway.check_alive()?;
+
+    let after_load = procs::memory(gateway.pid())?;
+    gateway.stop().await;
+    fake.stop().await;
+    paced.stop().await;
+
+    Ok(Report {
+        machine,
+        warmup: effort.warmup,
+        window: effort.window,
+        load: comparisons,
+        pacing: PACING,
+        paced: Comparison {
+            stream: true,
+            concurrency: PACED_CONCURRENCY,
+            direct: paced_direct,
+            gateway: paced_gateway,
+        },
+        idle,
+        after_load,
+        plugins,
+        loop_deadline,
+    })
+}
+
+fn args(list: &[&str]) -> Vec<OsString> {
+    list.iter().map(OsString::from).collect()
+}

@@ -1,0 +1,151 @@
+//! The benchmark's load generator against an in-process fake upstream, and
+//! its plugin measurements on the built components.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use orch_bench::load::{self, Scenario};
+use orch_bench::plugin_costs;
+use orch_fake_upstream::{FakeConfig, FakeUpstream};
+
+fn scenario(fake: &FakeUpstream, model: &str, stream: bool, concurrency: usize) -> Scenario {
+    Scenario {
+        addr: fake.addr(),
+        model: model.to_owned(),
+        stream,
+        concurrency,
+        warmup: Duration::from_millis(50),
+        window: Duration::from_millis(300),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_and_streams_complete_without_errors() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    for stream in [false, true] {
+        let outcome = load::run(&scenario(&fake, "fake-model", stream, 3), None)
+            .await
+            .unwrap();
+        assert_eq!(outcome.errors, 0, "{:?}", outcome.first_error);
+        assert!(outcome.completed > 0);
+        assert!(outcome.throughput() > 0.0);
+        let latency = outcome.latency.unwrap();
+        let ttfb = outcome.ttfb.unwrap();
+        assert!(latency.count > 0 && latency.p50 <= latency.p99);
+        assert!(ttfb.p50 <= latency.p99);
+        assert_eq!(outcome.cpu, None);
+    }
+    assert!(fake.stats().chat_requests > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cpu_probe_is_read_at_both_ends_of_the_window() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    let reads = AtomicU64::new(0);
+    let probe = || {
+        Ok(Duration::from_millis(
+            10 * (reads.fetch_add(1, Ordering::SeqCst) + 1),
+        ))
+    };
+    let outcome = load::run(&scenario(&fake, "fake-model", false, 2), Some(&probe))
+        .await
+        .unwrap();
+    assert_eq!(reads.load(Ordering::SeqCst), 2);
+    assert_eq!(outcome.cpu, Some(Duration::from_millis(10)));
+    assert!(outcome.cpu_per_request().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_200_answers_are_errors() {
+    let fake = FakeUpstream::spawn(FakeConfig {
+        models: vec!["other-model".into()],
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let outcome = load::run(&scenario(&fake, "fake-model", false, 2), None)
+        .await
+        .unwrap();
+    assert!(outcome.errors > 0);
+    assert_eq!(outcome.completed, 0);
+    assert!(outcome.first_error.unwrap().starts_with("status 404"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_streams_are_errors() {
+    let fake = FakeUpstream::spawn(FakeConfig {
+        cut_after: Some(2),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let outcome = load::run(&scenario(&fake, "fake-model", true, 2), None)
+        .await
+        .unwrap();
+    assert!(outcome.errors > 0);
+    assert_eq!(outcome.completed, 0);
+    assert!(outcome.first_error.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_are_errors() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let outcome = load::run(
+        &Scenario {
+            addr,
+            model: "m".into(),
+            stream: false,
+            concurrency: 1,
+            warmup: Duration::ZERO,
+            window: Duration::from_millis(100),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(outcome.errors > 0);
+    assert!(outcome.first_error.unwrap().starts_with("connect to"));
+}
+
+#[tokio::test]
+async fn get_status_reports_the_status() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    assert_eq!(
+        load::get_status(fake.addr(), "/v1/models").await.unwrap(),
+        200
+    );
+    assert_eq!(
+        load::get_status(fake.addr(), "/nowhere").await.unwrap(),
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_costs_are_measured_on_the_openai_adapter() {
+    let openai = orch_test_support::component("openai.wasm");
+    let costs = plugin_costs::measure(openai.parent().unwrap(), 20)
+        .await
+        .unwrap();
+    assert_eq!(costs.iterations, 20);
+    for s in [
+        costs.instantiate,
+        costs.build_request,
+        costs.parse_response,
+        costs.stream_chunk,
+    ] {
+        assert!(s.count >= 20);
+        assert!(s.p50 <= s.p99);
+    }
+    assert_eq!(costs.request_bytes, plugin_costs::canonical_request().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_looping_fixture_ends_in_a_deadline_fault() {
+    let fixture = orch_test_support::component("fixture_loop.wasm");
+    let overshoot = plugin_costs::deadline_overshoot(&fixture, 1).await.unwrap();
+    assert_eq!(overshoot.runs, 1);
+    assert_eq!(overshoot.deadline, plugin_costs::LOOP_DEADLINE);
+    assert_eq!(overshoot.p50, overshoot.max);
+}

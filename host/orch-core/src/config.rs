@@ -1,0 +1,875 @@
+//! Configuration: a TOML file plus `ORCH_`-prefixed environment variables,
+//! deserialised into raw types that deny unknown keys, then validated into
+//! [`Config`]. Secrets are written as `"env:NAME"` and resolved here; they are
+//! held as [`SecretString`] from then on.
+//!
+//! Environment overrides use `__` between levels, e.g.
+//! `ORCH_SERVER__LISTEN=0.0.0.0:8080` or `ORCH_DATABASE__URL=...`.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::routing::{ModelRoute, Target};
+
+/// Where `serve` looks for its configuration by default.
+pub const DEFAULT_CONFIG_PATH: &str = "config/orchestrator.toml";
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is missing, unreadable, not TOML, has unknown keys or values
+    /// of the wrong type.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The configuration file.
+        file: PathBuf,
+        /// What went wrong, naming the key.
+        message: String,
+    },
+    /// The values parse but are not acceptable.
+    #[error("{file}: invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The configuration file.
+        file: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+/// One problem in a configuration: the key and why it is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key, e.g. `providers[0].base_url`.
+    pub key: String,
+    /// Why it is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it came from.
+    pub source: PathBuf,
+    /// The listener.
+    pub server: ServerConfig,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// The asynchronous request log.
+    pub request_log: RequestLogConfig,
+    /// The plugin host.
+    pub plugins: PluginsConfig,
+    /// Client authentication.
+    pub auth: AuthConfig,
+    /// The upstream HTTP client.
+    pub upstream: UpstreamConfig,
+    /// Process logging.
+    pub logging: LoggingConfig,
+    /// Upstream providers.
+    pub providers: Vec<ProviderConfig>,
+    /// Models clients can ask for.
+    pub models: Vec<ModelRoute>,
+    /// Things that are allowed but worth a warning at start.
+    pub warnings: Vec<String>,
+}
+
+/// The listener.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Deadline for a whole request, all attempts included (streams: until
+    /// the first content chunk).
+    pub request_timeout: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests get to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// The database.
+#[derive(Debug)]
+pub struct DatabaseConfig {
+    /// `sqlite://…`, `postgres://…` or `mysql://…`; may hold a password.
+    pub url: SecretString,
+}
+
+/// The asynchronous request log.
+#[derive(Debug, Clone)]
+pub struct RequestLogConfig {
+    /// Records queued at most; the oldest are dropped (and counted) beyond.
+    pub capacity: usize,
+    /// Rows per insert.
+    pub batch_size: usize,
+    /// Longest time a record waits in the queue.
+    pub flush_interval: Duration,
+}
+
+/// The plugin host.
+#[derive(Debug, Clone)]
+pub struct PluginsConfig {
+    /// The folder plugins are loaded from.
+    pub dir: PathBuf,
+    /// CPU deadline for one plugin call.
+    pub call_timeout: Duration,
+    /// Linear memory cap per plugin instance.
+    pub memory_limit_bytes: usize,
+    /// Largest output a plugin call may return.
+    pub max_output_bytes: usize,
+    /// Plugin instances alive at once (each in-flight attempt holds one).
+    pub max_instances: u32,
+    /// Watch the folder and reload on change.
+    pub watch: bool,
+    /// Quiet time before a burst of file events is handled.
+    pub debounce: Duration,
+    /// Full rescan interval, for file systems without change events.
+    pub rescan_interval: Duration,
+}
+
+/// Client authentication.
+#[derive(Debug)]
+pub struct AuthConfig {
+    /// Keys clients may present; empty means the API is open.
+    pub client_keys: Vec<SecretString>,
+}
+
+/// The upstream HTTP client.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Time allowed until response headers arrive.
+    pub header_timeout: Duration,
+    /// Longest silence allowed while reading a body or stream.
+    pub idle_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// Largest non-streaming response body read.
+    pub max_response_bytes: usize,
+}
+
+/// Process log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Process logging.
+#[derive(Debug, Clone)]
+pub struct LoggingConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// `tracing` filter directives (overridden by `RUST_LOG`).
+    pub filter: String,
+}
+
+/// An upstream provider.
+#[derive(Debug)]
+pub struct ProviderConfig {
+    /// Unique name.
+    pub name: String,
+    /// The adapter plugin id.
+    pub adapter: String,
+    /// Base URL; every upstream request must stay on its origin.
+    pub base_url: url::Url,
+    /// API keys, tried in order.
+    pub api_keys: Vec<SecretString>,
+    /// Adapter options as a JSON object.
+    pub options_json: String,
+}
+
+// ---------------------------------------------------------------------------
+// Raw, as written in the file.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    request_log: RawRequestLog,
+    #[serde(default)]
+    plugins: RawPlugins,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    upstream: RawUpstream,
+    #[serde(default)]
+    logging: RawLogging,
+    #[serde(default)]
+    providers: Vec<RawProvider>,
+    #[serde(default)]
+    models: Vec<RawModel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: SocketAddr,
+    request_timeout_ms: u64,
+    max_body_mib: u64,
+    shutdown_grace_ms: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_ms: 600_000,
+            max_body_mib: 32,
+            shutdown_grace_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDatabase {
+    url: SecretRef,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        RawDatabase {
+            url: SecretRef("sqlite://data/orchestrator.db".into()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRequestLog {
+    capacity: usize,
+    batch_size: usize,
+    flush_interval_ms: u64,
+}
+
+impl Default for RawRequestLog {
+    fn default() -> Self {
+        RawRequestLog {
+            capacity: 10_000,
+            batch_size: 256,
+            flush_interval_ms: 200,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPlugins {
+    dir: PathBuf,
+    call_timeout_ms: u64,
+    memory_limit_mib: u64,
+    max_output_mib: u64,
+    max_instances: u32,
+    watch: bool,
+    debounce_ms: u64,
+    rescan_interval_s: u64,
+}
+
+impl Default for RawPlugins {
+    fn default() -> Self {
+        RawPlugins {
+            dir: PathBuf::from("target/plugins"),
+            call_timeout_ms: 50,
+            memory_limit_mib: 64,
+            max_output_mib: 16,
+            max_instances: 1000,
+            watch: true,
+            debounce_ms: 300,
+            rescan_interval_s: 30,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawAuth {
+    client_keys: Vec<SecretRef>,
+    allow_open: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawUpstream {
+    connect_timeout_ms: u64,
+    header_timeout_ms: u64,
+    idle_timeout_ms: u64,
+    pool_idle_timeout_s: u64,
+    max_response_mib: u64,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        RawUpstream {
+            connect_timeout_ms: 5_000,
+            header_timeout_ms: 120_000,
+            idle_timeout_ms: 120_000,
+            pool_idle_timeout_s: 90,
+            max_response_mib: 32,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLogging {
+    format: LogFormat,
+    filter: String,
+}
+
+impl Default for RawLogging {
+    fn default() -> Self {
+        RawLogging {
+            format: LogFormat::Pretty,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    name: String,
+    adapter: String,
+    base_url: String,
+    #[serde(default)]
+    api_keys: Vec<SecretRef>,
+    #[serde(default)]
+    options: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    name: String,
+    targets: Vec<RawTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    provider: String,
+    model: String,
+    #[serde(default = "one")]
+    weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A secret as written in the file: `env:NAME` or (discouraged) the literal.
+#[derive(Deserialize, Clone)]
+#[serde(transparent)]
+struct SecretRef(String);
+
+enum Resolved {
+    Value(SecretString),
+    Literal(SecretString),
+}
+
+impl SecretRef {
+    fn resolve(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Resolved, String> {
+        match self.0.strip_prefix("env:") {
+            Some(name) if name.is_empty() => Err("`env:` needs a variable name".into()),
+            Some(name) => match env(name) {
+                Some(v) if !v.is_empty() => Ok(Resolved::Value(v.into())),
+                Some(_) => Err(format!("environment variable {name} is empty")),
+                None => Err(format!("environment variable {name} is not set")),
+            },
+            None => Ok(Resolved::Literal(self.0.clone().into())),
+        }
+    }
+}
+
+fn has_password(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.password().is_some())
+}
+
+/// Whether `id` is a valid plugin id: `[a-z0-9-]{1,64}`, not starting with `-`.
+pub fn is_valid_plugin_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl Config {
+    /// Load from a file plus the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let figment = Figment::new()
+            .merge(Toml::file_exact(path))
+            .merge(Env::prefixed("ORCH_").split("__"));
+        Self::from_figment(path, figment, &|name| std::env::var(name).ok())
+    }
+
+    /// Load from TOML text with an explicit environment (for tests and tools).
+    pub fn from_toml(
+        path: &Path,
+        toml: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        Self::from_figment(path, Figment::new().merge(Toml::string(toml)), env)
+    }
+
+    fn from_figment(
+        path: &Path,
+        figment: Figment,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = figment.extract().map_err(|e| ConfigError::Parse {
+            file: path.to_path_buf(),
+            message: e
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+        validate(path, raw, env)
+    }
+
+    /// The provider with this name.
+    pub fn provider(&self, name: &str) -> Option<(usize, &ProviderConfig)> {
+        self.providers
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.name == name)
+    }
+}
+
+fn validate(
+    path: &Path,
+    raw: RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let mut problem = |key: String, reason: String| problems.push(Problem { key, reason });
+
+    let mut secret = |key: String, r: &SecretRef, problem: &mut dyn FnMut(String, String)| match r
+        .resolve(env)
+    {
+        Ok(Resolved::Value(s)) => Some(s),
+        Ok(Resolved::Literal(s)) => {
+            warnings.push(format!(
+                "{key} holds a literal secret; prefer \"env:NAME\" so it stays out of files"
+            ));
+            Some(s)
+        }
+        Err(reason) => {
+            problem(key, reason);
+            None
+        }
+    };
+
+    let s = &raw.server;
+    if s.request_timeout_ms == 0 {
+        problem("server.request_timeout_ms".into(), "must be > 0".into());
+    }
+    if s.max_body_mib == 0 || s.max_body_mib > 1024 {
+        problem("server.max_body_mib".into(), "must be in 1..=1024".into());
+    }
+
+    // A database URL is only a secret when it carries a password.
+    let db_url = if raw.database.url.0.starts_with("env:") || has_password(&raw.database.url.0) {
+        secret("database.url".into(), &raw.database.url, &mut problem)
+    } else {
+        Some(SecretString::from(raw.database.url.0.clone()))
+    };
+    if let Some(url) = &db_url {
+        use secrecy::ExposeSecret;
+        let u = url.expose_secret();
+        if !(u.starts_with("sqlite:")
+            || u.starts_with("postgres://")
+            || u.starts_with("postgresql://")
+            || u.starts_with("mysql://")
+            || u.starts_with("mariadb://"))
+        {
+            problem(
+                "database.url".into(),
+                "must start with sqlite:, postgres://, postgresql://, mysql:// or mariadb://"
+                    .into(),
+            );
+        }
+    }
+
+    let l = &raw.request_log;
+    if l.capacity == 0 || l.batch_size == 0 || l.flush_interval_ms == 0 {
+        problem(
+            "request_log".into(),
+            "capacity, batch_size and flush_interval_ms must be > 0".into(),
+        );
+    }
+
+    let p = &raw.plugins;
+    if p.call_timeout_ms == 0 || p.call_timeout_ms > 60_000 {
+        problem(
+            "plugins.call_timeout_ms".into(),
+            "must be in 1..=60000".into(),
+        );
+    }
+    if p.memory_limit_mib == 0 || p.memory_limit_mib > 4096 {
+        problem(
+            "plugins.memory_limit_mib".into(),
+            "must be in 1..=4096".into(),
+        );
+    }
+    if p.max_output_mib == 0 || p.max_output_mib > 1024 {
+        problem(
+            "plugins.max_output_mib".into(),
+            "must be in 1..=1024".into(),
+        );
+    }
+    if p.max_instances == 0 || p.max_instances > 100_000 {
+        problem(
+            "plugins.max_instances".into(),
+            "must be in 1..=100000".into(),
+        );
+    }
+
+    let client_keys: Vec<SecretString> = raw
+        .auth
+        .client_keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| secret(format!("auth.client_keys[{i}]"), k, &mut problem))
+        .collect();
+    if raw.auth.client_keys.is_empty()
+        && !raw.server.listen.ip().is_loopback()
+        && !raw.auth.allow_open
+    {
+        problem(
+            "auth.client_keys".into(),
+            format!(
+                "no client keys are configured and server.listen ({}) is not a loopback address; \
+                 configure keys or set auth.allow_open = true to serve an open API on purpose",
+                raw.server.listen
+            ),
+        );
+    }
+
+    let u = &raw.upstream;
+    if u.connect_timeout_ms == 0 || u.header_timeout_ms == 0 || u.idle_timeout_ms == 0 {
+        problem("upstream".into(), "timeouts must be > 0".into());
+    }
+    if u.max_response_mib == 0 || u.max_response_mib > 1024 {
+        problem(
+            "upstream.max_response_mib".into(),
+            "must be in 1..=1024".into(),
+        );
+    }
+
+    let mut providers = Vec::new();
+    let mut names = HashSet::new();
+    for (i, rp) in raw.providers.iter().enumerate() {
+        let key = |f: &str| format!("providers[{i}].{f}");
+        if rp.name.is_empty() {
+            problem(key("name"), "must not be empty".into());
+        } else if !names.insert(rp.name.clone()) {
+            problem(
+                key("name"),
+                format!("duplicate provider name {:?}", rp.name),
+            );
+        }
+        if !is_valid_plugin_id(&rp.adapter) {
+            problem(
+                key("adapter"),
+                format!(
+                    "{:?} is not a plugin id (lower-case letters, digits and '-')",
+                    rp.adapter
+                ),
+            );
+        }
+        let base_url = match url::Url::parse(&rp.base_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                if u.query().is_some()
+                    || u.fragment().is_some()
+                    || !u.username().is_empty()
+                    || u.password().is_some()
+                {
+                    problem(
+                        key("base_url"),
+                        "must not contain credentials, a query or a fragment".into(),
+                    );
+                }
+                Some(u)
+            }
+            Ok(_) => {
+                problem(
+                    key("base_url"),
+                    "must be an http:// or https:// URL with a host".into(),
+                );
+                None
+            }
+            Err(e) => {
+                problem(key("base_url"), format!("not a URL: {e}"));
+                None
+            }
+        };
+        let api_keys: Vec<SecretString> = rp
+            .api_keys
+            .iter()
+            .enumerate()
+            .filter_map(|(j, k)| secret(key(&format!("api_keys[{j}]")), k, &mut problem))
+            .collect();
+        let options_json = match &rp.options {
+            None => "{}".to_string(),
+            Some(v @ serde_json::Value::Object(_)) => v.to_string(),
+            Some(_) => {
+                problem(key("options"), "must be a table".into());
+                "{}".into()
+            }
+        };
+        if let Some(base_url) = base_url {
+            providers.push(ProviderConfig {
+                name: rp.name.clone(),
+                adapter: rp.adapter.clone(),
+                base_url,
+                api_keys,
+                options_json,
+            });
+        }
+    }
+
+    let mut models = Vec::new();
+    let mut model_names = HashSet::new();
+    for (i, rm) in raw.models.iter().enumerate() {
+        let key = |f: &str| format!("models[{i}].{f}");
+        if rm.name.is_empty() {
+            problem(key("name"), "must not be empty".into());
+        } else if !model_names.insert(rm.name.clone()) {
+            problem(key("name"), format!("duplicate model name {:?}", rm.name));
+        }
+        if rm.targets.is_empty() {
+            problem(key("targets"), "needs at least one target".into());
+        }
+        let mut targets = Vec::new();
+        for (j, rt) in rm.targets.iter().enumerate() {
+            let tkey = |f: &str| format!("models[{i}].targets[{j}].{f}");
+            match providers.iter().position(|p| p.name == rt.provider) {
+                Some(provider) => targets.push(Target {
+                    provider,
+                    upstream_model: rt.model.clone(),
+                    weight: rt.weight,
+                }),
+                None if names.contains(&rt.provider) => {}
+                None => problem(
+                    tkey("provider"),
+                    format!("no provider named {:?}", rt.provider),
+                ),
+            }
+            if rt.model.is_empty() {
+                problem(tkey("model"), "must not be empty".into());
+            }
+        }
+        if !rm.targets.is_empty() && rm.targets.iter().all(|t| t.weight == 0) {
+            problem(
+                key("targets"),
+                "at least one target needs a weight > 0".into(),
+            );
+        }
+        models.push(ModelRoute {
+            name: rm.name.clone(),
+            targets,
+        });
+    }
+
+    drop(secret);
+    if raw.auth.client_keys.is_empty() {
+        warnings.push("auth.client_keys is empty: the API accepts requests without a key".into());
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            file: path.to_path_buf(),
+            problems,
+        });
+    }
+    let Some(db_url) = db_url else {
+        return Err(ConfigError::Invalid {
+            file: path.to_path_buf(),
+            problems: vec![Problem {
+                key: "database.url".into(),
+                reason: "missing".into(),
+            }],
+        });
+    };
+    let mib = |m: u64| usize::try_from(m.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    Ok(Config {
+        source: path.to_path_buf(),
+        server: ServerConfig {
+            listen: raw.server.listen,
+            request_timeout: Duration::from_millis(raw.server.request_timeout_ms),
+            max_body_bytes: mib(raw.server.max_body_mib),
+            shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
+        },
+        database: DatabaseConfig { url: db_url },
+        request_log: RequestLogConfig {
+            capacity: raw.request_log.capacity,
+            batch_size: raw.request_log.batch_size,
+            flush_interval: Duration::from_millis(raw.request_log.flush_interval_ms),
+        },
+        plugins: PluginsConfig {
+            dir: raw.plugins.dir,
+            call_timeout: Duration::from_millis(raw.plugins.call_timeout_ms),
+            memory_limit_bytes: mib(raw.plugins.memory_limit_mib),
+            max_output_bytes: mib(raw.plugins.max_output_mib),
+            max_instances: raw.plugins.max_instances,
+            watch: raw.plugins.watch,
+            debounce: Duration::from_millis(raw.plugins.debounce_ms),
+            rescan_interval: Duration::from_secs(raw.plugins.rescan_interval_s.max(1)),
+        },
+        auth: AuthConfig { client_keys },
+        upstream: UpstreamConfig {
+            connect_timeout: Duration::from_millis(raw.upstream.connect_timeout_ms),
+            header_timeout: Duration::from_millis(raw.upstream.header_timeout_ms),
+            idle_timeout: Duration::from_millis(raw.upstream.idle_timeout_ms),
+            pool_idle_timeout: Duration::from_secs(raw.upstream.pool_idle_timeout_s),
+            max_response_bytes: mib(raw.upstream.max_response_mib),
+        },
+        logging: LoggingConfig {
+            format: raw.logging.format,
+            filter: raw.logging.filter,
+        },
+        providers,
+        models,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(Path::new("test.toml"), toml, &|n| {
+            (n == "KEY").then(|| "sk-secret".to_string())
+        })
+    }
+
+    fn problems(toml: &str) -> Vec<String> {
+        match load(toml) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            Err(e) => vec![e.to_string()],
+            Ok(_) => vec![],
+        }
+    }
+
+    const GOOD: &str = r#"
+        [server]
+        listen = "127.0.0.1:9000"
+        [[providers]]
+        name = "openai"
+        adapter = "openai"
+        base_url = "https://api.openai.com/v1"
+        api_keys = ["env:KEY"]
+        options = { organization = "org" }
+        [[models]]
+        name = "gpt"
+        targets = [{ provider = "openai", model = "gpt-4o-mini", weight = 2 }]
+    "#;
+
+    #[test]
+    fn loads_a_good_file_with_defaults() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.providers[0].api_keys[0].expose_secret(), "sk-secret");
+        assert_eq!(c.providers[0].options_json, r#"{"organization":"org"}"#);
+        assert_eq!(c.models[0].targets[0].weight, 2);
+        assert_eq!(c.plugins.call_timeout, Duration::from_millis(50));
+        assert_eq!(c.plugins.memory_limit_bytes, 64 << 20);
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("client_keys is empty"))
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key() {
+        let errs = problems("[server]\nlisten = \"127.0.0.1:1\"\nlistne = 1\n");
+        assert!(errs[0].contains("listne"), "{errs:?}");
+        let errs =
+            problems("[[providers]]\nname=\"a\"\nadapter=\"a\"\nbase_url=\"http://x\"\nkey=1\n");
+        assert!(errs[0].contains("key"), "{errs:?}");
+    }
+
+    #[test]
+    fn bad_values_are_all_reported_with_their_keys() {
+        let errs = problems(
+            r#"
+            [[providers]]
+            name = "p"
+            adapter = "Bad_Id"
+            base_url = "ftp://x"
+            api_keys = ["env:MISSING"]
+            [[models]]
+            name = "m"
+            targets = [{ provider = "nope", model = "x" }]
+        "#,
+        );
+        let joined = errs.join("\n");
+        assert!(joined.contains("providers[0].adapter"), "{joined}");
+        assert!(joined.contains("providers[0].base_url"), "{joined}");
+        assert!(
+            joined.contains("providers[0].api_keys[0]: environment variable MISSING is not set"),
+            "{joined}"
+        );
+        assert!(joined.contains("models[0].targets[0].provider"), "{joined}");
+    }
+
+    #[test]
+    fn an_open_api_on_a_public_address_needs_consent() {
+        let errs = problems("[server]\nlisten = \"0.0.0.0:8080\"\n");
+        assert!(errs[0].contains("auth.client_keys"), "{errs:?}");
+        assert!(load("[server]\nlisten = \"0.0.0.0:8080\"\n[auth]\nallow_open = true\n").is_ok());
+    }
+
+    #[test]
+    fn literal_secrets_work_but_warn() {
+        let c = load("[auth]\nclient_keys = [\"sk-literal\"]\n").unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("auth.client_keys[0] holds a literal secret"))
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_leak_through_debug() {
+        let c = load(GOOD).unwrap();
+        assert!(!format!("{c:?}").contains("sk-secret"));
+    }
+
+    #[test]
+    fn plugin_ids() {
+        assert!(is_valid_plugin_id("openai"));
+        assert!(is_valid_plugin_id("my-adapter-2"));
+        assert!(!is_valid_plugin_id(""));
+        assert!(!is_valid_plugin_id("-x"));
+        assert!(!is_valid_plugin_id("Open_AI"));
+    }
+}

@@ -1,0 +1,180 @@
+//! The wasmtime engine, its epoch ticker, the base linker and the limits
+//! every plugin call runs under.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+
+use crate::bindings::HostView;
+use crate::error::PluginFault;
+use crate::host_state::HostState;
+
+/// How often the engine's epoch advances. A spinning plugin yields to tokio
+/// at least this often, and CPU deadlines are measured in these ticks.
+pub(crate) const TICK: Duration = Duration::from_millis(5);
+
+/// Bounds every plugin call and instance runs under.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// CPU deadline for one call.
+    pub call_timeout: Duration,
+    /// Linear memory cap per instance.
+    pub memory_limit_bytes: usize,
+    /// Largest output one call may return.
+    pub max_output_bytes: usize,
+    /// Instances alive at once.
+    pub max_instances: u32,
+}
+
+impl Limits {
+    /// Limits from the `[plugins]` configuration.
+    pub fn from_config(c: &orch_core::config::PluginsConfig) -> Self {
+        Limits {
+            call_timeout: c.call_timeout,
+            memory_limit_bytes: c.memory_limit_bytes,
+            max_output_bytes: c.max_output_bytes,
+            max_instances: c.max_instances,
+        }
+    }
+
+    fn tick_budget(&self) -> u32 {
+        let ticks = self.call_timeout.as_micros().div_ceil(TICK.as_micros());
+        u32::try_from(ticks).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// A wall-clock backstop for one call, far above the CPU deadline: it
+    /// only matters if the process is starved.
+    pub(crate) fn wall_backstop(&self) -> Duration {
+        self.call_timeout * 20 + Duration::from_secs(1)
+    }
+}
+
+pub(crate) struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState>,
+    pub(crate) limits: Limits,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    pub(crate) fn new(limits: Limits) -> Result<Runtime, String> {
+        let n = limits.max_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_memory_size(limits.memory_limit_bytes);
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .parallel_compilation(true);
+        let engine =
+            Engine::new(&cfg).map_err(|e| format!("cannot create the plugin engine: {e}"))?;
+        let mut linker = Linker::new(&engine);
+        HostView::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| format!("cannot link host functions: {e}"))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let stop_flag = stop.clone();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while !stop_flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the epoch ticker: {e}"))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            limits,
+            stop_ticker: stop,
+        })
+    }
+
+    /// A fresh store for one instance, with the memory limiter and the
+    /// deadline callback installed.
+    pub(crate) fn new_store(&self, label: Arc<str>, request_id: Arc<str>) -> Store<HostState> {
+        let state = HostState::new(
+            label,
+            request_id,
+            self.limits.memory_limit_bytes,
+            self.limits.tick_budget(),
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_callback(|mut ctx| {
+            let s = ctx.data_mut();
+            s.ticks += 1;
+            if s.ticks >= s.tick_budget {
+                s.deadline_hit = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        arm(&mut store);
+        store
+    }
+}
+
+/// Reset the per-call deadline before a call.
+pub(crate) fn arm(store: &mut Store<HostState>) {
+    let s = store.data_mut();
+    s.ticks = 0;
+    s.deadline_hit = false;
+    store.set_epoch_deadline(1);
+}
+
+/// Turn the outcome of a guarded call into a result, classifying failures.
+pub(crate) fn settle<T>(
+    store: &Store<HostState>,
+    limits: &Limits,
+    outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+) -> Result<T, PluginFault> {
+    let state = store.data();
+    match outcome {
+        Ok(Ok(v)) => Ok(v),
+        Err(_) => Err(PluginFault::Deadline(millis(limits.call_timeout))),
+        Ok(Err(_)) if state.deadline_hit => Err(PluginFault::Deadline(millis(limits.call_timeout))),
+        Ok(Err(_)) if state.limiter.exceeded => Err(PluginFault::MemoryLimit(
+            (limits.memory_limit_bytes >> 20) as u64,
+        )),
+        Ok(Err(e)) => {
+            let text = match e.downcast_ref::<wasmtime::Trap>() {
+                Some(trap) => trap.to_string(),
+                None => e.to_string(),
+            };
+            if text.contains("instance limit")
+                || text.contains("concurrent") && text.contains("limit")
+            {
+                return Err(PluginFault::Capacity(text));
+            }
+            Err(PluginFault::Trap(text))
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,113 @@
+//! Failover before the client has seen anything: a target that answers 500
+//! and one that refuses connections, next to a healthy one.
+
+use orch_fake_upstream::{FakeConfig, FakeUpstream};
+
+use crate::harness::{Gateway, Spec, chat_body, sse_data};
+
+#[tokio::test]
+async fn broken_targets_are_invisible_to_clients() {
+    let failing = FakeUpstream::spawn(FakeConfig {
+        fail_rate: 1.0,
+        fail_statuses: vec![500, 503],
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let healthy = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    // A port nothing listens on: connection refused.
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        format!("http://127.0.0.1:{port}/v1")
+    };
+    let gw = Gateway::start(
+        Spec::default()
+            .plugin("openai.wasm")
+            .provider("a-500", "openai", &failing.base_url())
+            .provider("a-refused", "openai", &refused)
+            .provider("b", "openai", &healthy.base_url())
+            .model(
+                "m",
+                &[
+                    ("a-500", "fake-model", 3),
+                    ("a-refused", "fake-model", 3),
+                    ("b", "fake-model", 1),
+                ],
+            ),
+    )
+    .await;
+    let mut errors = 0;
+    for i in 0..200 {
+        let stream = i % 2 == 0;
+        let resp = gw.chat(chat_body("m", stream)).await;
+        if resp.status() != 200 {
+            errors += 1;
+            continue;
+        }
+        if stream {
+            let events = sse_data(resp).await;
+            if events.last().map(String::as_str) != Some("[DONE]") {
+                errors += 1;
+            }
+        } else if resp.json::<serde_json::Value>().await.is_err() {
+            errors += 1;
+        }
+    }
+    assert_eq!(errors, 0, "client-visible errors");
+    assert!(
+        failing.stats().chat_requests > 50,
+        "the failing target was tried"
+    );
+    assert_eq!(
+        healthy.stats().chat_requests,
+        200,
+        "every request ended on the healthy target"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_before_content_fails_over() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    let gw = Gateway::start(
+        Spec::default()
+            .plugin("openai.wasm")
+            .provider("f", "openai", &fake.base_url())
+            .model("m", &[("f", "error-event", 1000), ("f", "fake-model", 1)]),
+    )
+    .await;
+    for _ in 0..20 {
+        let events = sse_data(gw.chat(chat_body("m", true)).await).await;
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some("[DONE]"),
+            "{events:?}"
+        );
+        assert!(
+            events.iter().all(|e| !e.contains("\"error\"")),
+            "{events:?}"
+        );
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_cut_after_content_ends_with_an_error_not_done() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    let gw = Gateway::start(
+        Spec::default()
+            .plugin("openai.wasm")
+            .provider("f", "openai", &fake.base_url())
+            .model("m", &[("f", "cut-after-3", 1)]),
+    )
+    .await;
+    let events = sse_data(gw.chat(chat_body("m", true)).await).await;
+    assert_ne!(events.last().map(String::as_str), Some("[DONE]"));
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert!(last["error"]["message"].is_string(), "{last}");
+    let data = gw.stop().await;
+    let logs = crate::harness::request_logs(&data).await;
+    assert_eq!(logs[0].outcome, orch_store::Outcome::Partial);
+}

@@ -1,0 +1,242 @@
+//! Start a gateway on port 0 with a temporary database and plugins folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use orch_core::config::Config;
+use tempfile::TempDir;
+
+pub struct Provider {
+    pub name: String,
+    pub adapter: String,
+    pub base_url: String,
+    pub keys: Vec<String>,
+}
+
+pub struct Model {
+    pub name: String,
+    pub targets: Vec<(String, String, u32)>,
+}
+
+/// Open the request log of a stopped gateway's data folder.
+pub async fn request_logs(data: &TempDir) -> Vec<orch_store::RequestLogRecord> {
+    let url = format!("sqlite://{}", data.path().join("gw.db").display());
+    let store = orch_store::Store::connect(&url).await.expect("open db");
+    store
+        .recent_request_logs(100_000)
+        .await
+        .expect("query logs")
+}
+
+#[derive(Default)]
+pub struct Spec {
+    pub providers: Vec<Provider>,
+    pub models: Vec<Model>,
+    /// (source component, file name in the plugins folder)
+    pub plugins: Vec<(PathBuf, String)>,
+    /// Extra TOML appended to the generated configuration.
+    pub extra: String,
+    pub client_keys: Vec<String>,
+}
+
+impl Spec {
+    pub fn provider(mut self, name: &str, adapter: &str, base_url: &str) -> Self {
+        self.providers.push(Provider {
+            name: name.into(),
+            adapter: adapter.into(),
+            base_url: base_url.into(),
+            keys: vec![],
+        });
+        self
+    }
+
+    pub fn key(mut self, key: &str) -> Self {
+        if let Some(p) = self.providers.last_mut() {
+            p.keys.push(key.into());
+        }
+        self
+    }
+
+    pub fn model(mut self, name: &str, targets: &[(&str, &str, u32)]) -> Self {
+        self.models.push(Model {
+            name: name.into(),
+            targets: targets
+                .iter()
+                .map(|(p, m, w)| (p.to_string(), m.to_string(), *w))
+                .collect(),
+        });
+        self
+    }
+
+    pub fn plugin(mut self, file: &str) -> Self {
+        let src = orch_test_support::component(file);
+        self.plugins.push((src, file.to_string()));
+        self
+    }
+
+    pub fn plugin_as(mut self, file: &str, name: &str) -> Self {
+        let src = orch_test_support::component(file);
+        self.plugins.push((src, name.to_string()));
+        self
+    }
+}
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub plugins: TempDir,
+    pub data: TempDir,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).expect("string")
+}
+
+impl Gateway {
+    pub async fn start(spec: Spec) -> Gateway {
+        let plugins = TempDir::new().expect("tempdir");
+        let data = TempDir::new().expect("tempdir");
+        for (src, name) in &spec.plugins {
+            std::fs::copy(src, plugins.path().join(name)).expect("copy plugin");
+        }
+        let mut toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nrequest_timeout_ms = 20000\nshutdown_grace_ms = 2000\n\
+             [database]\nurl = {}\n\
+             [plugins]\ndir = {}\ndebounce_ms = 100\nrescan_interval_s = 1\nmax_instances = 256\n\
+             [request_log]\nflush_interval_ms = 50\n\
+             [upstream]\nconnect_timeout_ms = 2000\nheader_timeout_ms = 10000\nidle_timeout_ms = 5000\n\
+             [auth]\nclient_keys = [{}]\n",
+            toml_str(&format!("sqlite://{}", data.path().join("gw.db").display())),
+            toml_str(&plugins.path().display().to_string()),
+            spec.client_keys
+                .iter()
+                .map(|k| toml_str(k))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        for p in &spec.providers {
+            toml.push_str(&format!(
+                "[[providers]]\nname = {}\nadapter = {}\nbase_url = {}\napi_keys = [{}]\n",
+                toml_str(&p.name),
+                toml_str(&p.adapter),
+                toml_str(&p.base_url),
+                p.keys
+                    .iter()
+                    .map(|k| toml_str(k))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ));
+        }
+        for m in &spec.models {
+            let targets: Vec<String> = m
+                .targets
+                .iter()
+                .map(|(p, model, w)| {
+                    format!(
+                        "{{ provider = {}, model = {}, weight = {w} }}",
+                        toml_str(p),
+                        toml_str(model)
+                    )
+                })
+                .collect();
+            toml.push_str(&format!(
+                "[[models]]\nname = {}\ntargets = [{}]\n",
+                toml_str(&m.name),
+                targets.join(", ")
+            ));
+        }
+        toml.push_str(&spec.extra);
+        let config = Config::from_toml(Path::new("test.toml"), &toml, &|_| None)
+            .unwrap_or_else(|e| panic!("test config invalid: {e}\n{toml}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(orch_server::serve(config, listener, async move {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client");
+        let gw = Gateway {
+            addr,
+            plugins,
+            data,
+            http,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        for _ in 0..500 {
+            if let Ok(r) = gw.http.get(gw.url("/readyz")).send().await
+                && r.status().is_success()
+            {
+                return gw;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("gateway did not become ready (is an adapter plugin in the spec?)");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Stop the gateway and wait for it to drain and flush its log. Returns
+    /// the data folder (with the database) for inspection.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("serve");
+        }
+        self.data
+    }
+}
+
+/// A chat body.
+pub fn chat_body(model: &str, stream: bool) -> serde_json::Value {
+    serde_json::json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "Say hello to the gateway tests"}],
+    })
+}
+
+/// Read an SSE body into its `data:` payloads.
+pub async fn sse_data(resp: reqwest::Response) -> Vec<String> {
+    let text = resp.text().await.expect("body");
+    text.split("\n\n")
+        .filter_map(|ev| {
+            let data: Vec<&str> = ev
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect()
+}
+
+/// This process's resident set size in bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}

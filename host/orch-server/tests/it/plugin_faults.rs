@@ -1,0 +1,154 @@
+//! Misbehaving plugins fail one attempt, never the gateway: loops hit their
+//! deadline, memory bombs their cap, traps and garbage give clean errors or
+//! fail over, and memory comes back afterwards.
+
+use std::time::{Duration, Instant};
+
+use orch_fake_upstream::{FakeConfig, FakeUpstream};
+use serde_json::Value;
+
+use crate::harness::{Gateway, Spec, chat_body, rss_bytes, sse_data};
+
+const FIXTURES: &[(&str, &str)] = &[
+    ("fixture_loop.wasm", "fixture-loop"),
+    ("fixture_oom.wasm", "fixture-oom"),
+    ("fixture_trap.wasm", "fixture-trap"),
+    ("fixture_garbage.wasm", "fixture-garbage"),
+    ("fixture_oversized.wasm", "fixture-oversized"),
+];
+
+async fn gateway(fake: &FakeUpstream) -> Gateway {
+    let mut spec =
+        Spec::default()
+            .plugin("openai.wasm")
+            .provider("good", "openai", &fake.base_url());
+    for (file, id) in FIXTURES {
+        spec = spec.plugin(file).provider(id, id, &fake.base_url());
+    }
+    for (_, id) in FIXTURES {
+        spec = spec
+            .model(&format!("only-{id}"), &[(id, "fake-model", 1)])
+            .model(
+                &format!("then-good-{id}"),
+                &[(id, "fake-model", 1_000_000), ("good", "fake-model", 1)],
+            );
+    }
+    Gateway::start(spec).await
+}
+
+#[tokio::test]
+async fn each_fault_gives_a_clean_error_or_fails_over() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    let gw = gateway(&fake).await;
+    for (_, id) in FIXTURES {
+        let started = Instant::now();
+        let resp = gw.chat(chat_body(&format!("only-{id}"), false)).await;
+        let took = started.elapsed();
+        assert_eq!(resp.status(), 502, "{id}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "plugin_failure", "{id}: {v}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{id} took {took:?}: the deadline did not hold"
+        );
+        eprintln!("{id}: clean error after {took:?}");
+
+        for stream in [false, true] {
+            let resp = gw.chat(chat_body(&format!("then-good-{id}"), stream)).await;
+            assert_eq!(resp.status(), 200, "{id} should fail over");
+            if stream {
+                let events = sse_data(resp).await;
+                assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{id}");
+            }
+        }
+    }
+    // The gateway still serves normally.
+    let resp = gw.chat(chat_body("then-good-fixture-trap", false)).await;
+    assert_eq!(resp.status(), 200);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_trap_in_the_middle_of_a_stream_ends_it_with_an_error() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    let gw = Gateway::start(
+        Spec::default()
+            .plugin("openai.wasm")
+            .plugin("fixture_stream_trap.wasm")
+            .provider("st", "fixture-stream-trap", &fake.base_url())
+            .model("m", &[("st", "fake-model", 1)]),
+    )
+    .await;
+    let events = sse_data(gw.chat(chat_body("m", true)).await).await;
+    assert_ne!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    assert!(events.last().unwrap().contains("\"error\""), "{events:?}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn memory_returns_to_baseline_after_a_thousand_faults() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    let gw = gateway(&fake).await;
+    let faulty = [
+        "fixture-oom",
+        "fixture-trap",
+        "fixture-garbage",
+        "fixture-oversized",
+    ];
+    // Warm up every path once so allocator pools are populated.
+    for id in faulty {
+        let _ = gw.chat(chat_body(&format!("only-{id}"), false)).await;
+    }
+    let baseline = rss_bytes();
+    let mut handles = Vec::new();
+    for worker in 0..8 {
+        let http = gw.http.clone();
+        let url = gw.url("/v1/chat/completions");
+        handles.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..125 {
+                let id = faulty[(worker + i) % faulty.len()];
+                let r = http
+                    .post(&url)
+                    .json(&chat_body(&format!("only-{id}"), false))
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(r.status().as_u16());
+                let _ = r.bytes().await;
+            }
+            statuses
+        }));
+    }
+    // A few infinite loops in parallel: they must not block anything.
+    for _ in 0..4 {
+        let r = gw.chat(chat_body("only-fixture-loop", false)).await;
+        assert_eq!(r.status(), 502);
+    }
+    let mut total = 0;
+    for h in handles {
+        let statuses = h.await.unwrap();
+        assert!(statuses.iter().all(|s| *s == 502), "{statuses:?}");
+        total += statuses.len();
+    }
+    assert_eq!(total, 1000);
+    let after = rss_bytes();
+    let grown = after.saturating_sub(baseline);
+    eprintln!(
+        "rss baseline {} MiB, after 1000 faults {} MiB",
+        baseline >> 20,
+        after >> 20
+    );
+    assert!(
+        grown < 48 << 20,
+        "resident memory grew by {} MiB",
+        grown >> 20
+    );
+    let resp = gw.chat(chat_body("then-good-fixture-oom", false)).await;
+    assert_eq!(resp.status(), 200);
+    gw.stop().await;
+}

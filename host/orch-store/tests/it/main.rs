@@ -1,0 +1,7 @@
+//! Integration tests for `orch-store` against real SQLite, PostgreSQL and
+//! MariaDB databases (see `support` for how they are found and isolated).
+
+mod connect;
+mod log_writer;
+mod migrations;
+mod support;

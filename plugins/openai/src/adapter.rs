@@ -1,0 +1,508 @@
+//! The OpenAI adapter proper. This file is self-contained (it names nothing
+//! else in this crate) so that other crates (e.g. the `fixture-stream-trap`
+//! test plugin) can include it with `#[path]` without linking this crate's
+//! component exports.
+
+use orch_plugin_sdk::{
+    Adapter, ChunkKind, ErrorClass, ErrorDetails, Frame, Headers, JsonEdit, Operation,
+    ParsedResponse, PluginError, PluginInfo, Provider, RequestContext, StreamChunk, StreamDecoder,
+    StreamItem, UpstreamRequest, UpstreamRequestBuilder, capability, classify_details,
+    json::RawObject,
+    openai::{chunk_kind, usage_from_openai},
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// Option keys a provider may set, for error messages.
+const OPTION_KEYS: &str = "organization, project, headers, stream_usage";
+
+/// Extra headers the adapter sets itself or that carry secrets; they cannot be
+/// configured through the `headers` option.
+const RESERVED_HEADERS: &[&str] = &[
+    "accept",
+    "authorization",
+    "content-length",
+    "content-type",
+    "host",
+    "openai-organization",
+    "openai-project",
+];
+
+/// The adapter for OpenAI's Chat Completions API and every OpenAI-compatible
+/// API (vLLM, Ollama, DeepSeek, Groq, OpenRouter, ...), selected by the
+/// provider's `base_url`.
+///
+/// Provider options (all optional):
+///
+/// | key | type | meaning |
+/// |---|---|---|
+/// | `organization` | string | sent as `openai-organization` |
+/// | `project` | string | sent as `openai-project` |
+/// | `headers` | object of string → string | extra static headers |
+/// | `stream_usage` | bool, default `true` | ask the upstream for usage in streams (`stream_options.include_usage`) |
+#[derive(Debug)]
+pub struct OpenAi;
+
+impl Adapter for OpenAi {
+    type Decoder = OpenAiDecoder;
+
+    fn info() -> PluginInfo {
+        PluginInfo::adapter("openai", env!("CARGO_PKG_VERSION"), "openai")
+            .with_capabilities([
+                capability::TOOLS,
+                capability::VISION,
+                capability::JSON_MODE,
+                capability::JSON_SCHEMA,
+                capability::REASONING,
+                capability::USAGE_IN_STREAM,
+                capability::PARALLEL_TOOL_CALLS,
+            ])
+            .with_description("OpenAI Chat Completions and OpenAI-compatible APIs (vLLM, Ollama, DeepSeek, Groq, OpenRouter)")
+    }
+
+    fn check_provider(provider: &Provider) -> Result<(), PluginError> {
+        check_base_url(provider)?;
+        Options::parse(provider)?;
+        Ok(())
+    }
+
+    fn build_request(ctx: &RequestContext, payload: &str) -> Result<UpstreamRequest, PluginError> {
+        if ctx.operation != Operation::Chat {
+            return Err(PluginError::unsupported(format!(
+                "the openai adapter does not support the {:?} operation",
+                ctx.operation
+            )));
+        }
+        let options = Options::parse(&ctx.provider)?;
+        let mut edits = vec![JsonEdit::set_string("model", &ctx.upstream_model)];
+        if ctx.streaming {
+            edits.push(JsonEdit::set_raw("stream", "true"));
+            if options.stream_usage {
+                edits.push(stream_options_edit(payload)?);
+            }
+        }
+        let accept = if ctx.streaming {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let request = UpstreamRequest::post(endpoint(&ctx.provider.base_url, "chat/completions"))
+            .header("content-type", "application/json")
+            .header("accept", accept);
+        Ok(options.apply(request).bearer().forward(edits).build())
+    }
+
+    fn parse_response(
+        ctx: &RequestContext,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<ParsedResponse, PluginError> {
+        let not_json = || {
+            PluginError::server("upstream returned a response body that is not a JSON object")
+                .with_status(status)
+        };
+        let text = std::str::from_utf8(body).map_err(|_| not_json())?;
+        let mut object = RawObject::parse(text).map_err(|_| not_json())?;
+        if object.has_non_null("error") {
+            let value: Value = serde_json::from_str(text).map_err(|_| not_json())?;
+            return Err(classify(status, headers, &ErrorDetails::from_value(&value)));
+        }
+        object.set_string("model", &ctx.requested_model);
+        let usage = usage_of(&object);
+        Ok(ParsedResponse {
+            body: object.to_json(),
+            usage,
+        })
+    }
+
+    fn classify_error(
+        _ctx: &RequestContext,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> PluginError {
+        classify(status, headers, &ErrorDetails::from_body(body))
+    }
+
+    fn probe_request(provider: &Provider) -> Option<UpstreamRequest> {
+        let options = Options::parse(provider).unwrap_or_default();
+        let request = UpstreamRequest::get(endpoint(&provider.base_url, "models"))
+            .header("accept", "application/json");
+        Some(options.apply(request).bearer().build())
+    }
+
+    fn judge_probe(
+        _provider: &Provider,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(), PluginError> {
+        if !(200..300).contains(&status) {
+            return Err(classify(status, headers, &ErrorDetails::from_body(body)));
+        }
+        let listing = serde_json::from_slice::<Value>(body).ok();
+        if listing
+            .as_ref()
+            .and_then(|l| l.get("data"))
+            .is_some_and(Value::is_array)
+        {
+            Ok(())
+        } else {
+            Err(
+                PluginError::server("the models listing is not an OpenAI model list")
+                    .with_status(status),
+            )
+        }
+    }
+}
+
+/// Validated provider options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `openai-organization` header.
+    pub organization: Option<String>,
+    /// `openai-project` header.
+    pub project: Option<String>,
+    /// Extra static headers, in configuration order.
+    pub headers: Headers,
+    /// Ask the upstream for usage in streams.
+    pub stream_usage: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            organization: None,
+            project: None,
+            headers: Vec::new(),
+            stream_usage: true,
+        }
+    }
+}
+
+impl Options {
+    /// Parses and validates a provider's options; unknown keys and wrong types
+    /// are `bad-request` errors naming the key.
+    pub fn parse(provider: &Provider) -> Result<Self, PluginError> {
+        let invalid = |message: String| {
+            PluginError::bad_request(format!("provider `{}`: {message}", provider.name))
+        };
+        let mut options = Self::default();
+        for (key, value) in provider.options_object()? {
+            match key.as_str() {
+                "organization" | "project" => {
+                    let Value::String(text) = value else {
+                        return Err(invalid(format!("option `{key}` must be a string")));
+                    };
+                    if !valid_header_value(&text) {
+                        return Err(invalid(format!(
+                            "option `{key}` must not contain control characters"
+                        )));
+                    }
+                    if key == "organization" {
+                        options.organization = Some(text);
+                    } else {
+                        options.project = Some(text);
+                    }
+                }
+                "headers" => {
+                    let Value::Object(headers) = value else {
+                        return Err(invalid(
+                            "option `headers` must be an object of header names to string values"
+                                .to_owned(),
+                        ));
+                    };
+                    options.headers = parse_headers(headers).map_err(invalid)?;
+                }
+                "stream_usage" => {
+                    let Value::Bool(flag) = value else {
+                        return Err(invalid(
+                            "option `stream_usage` must be a boolean".to_owned(),
+                        ));
+                    };
+                    options.stream_usage = flag;
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "unknown option `{key}` for the openai adapter (known options: {OPTION_KEYS})"
+                    )));
+                }
+            }
+        }
+        Ok(options)
+    }
+
+    /// Adds the configured headers to a request.
+    fn apply(&self, mut request: UpstreamRequestBuilder) -> UpstreamRequestBuilder {
+        if let Some(organization) = &self.organization {
+            request = request.header("openai-organization", organization.clone());
+        }
+        if let Some(project) = &self.project {
+            request = request.header("openai-project", project.clone());
+        }
+        request.headers(self.headers.iter().cloned())
+    }
+}
+
+fn parse_headers(headers: Map<String, Value>) -> Result<Headers, String> {
+    let mut parsed = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        if lower.is_empty() || !lower.bytes().all(is_token_byte) {
+            return Err(format!(
+                "option `headers`: `{name}` is not a valid header name"
+            ));
+        }
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
+            return Err(format!(
+                "option `headers`: `{name}` cannot be set here (the gateway sets it)"
+            ));
+        }
+        let Value::String(value) = value else {
+            return Err(format!(
+                "option `headers`: the value of `{name}` must be a string"
+            ));
+        };
+        if !valid_header_value(&value) {
+            return Err(format!(
+                "option `headers`: the value of `{name}` must not contain control characters"
+            ));
+        }
+        parsed.push((lower, value));
+    }
+    Ok(parsed)
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+fn valid_header_value(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control() && c != '\t')
+}
+
+/// Checks that `base_url` is an absolute http(s) URL without credentials,
+/// query or fragment.
+fn check_base_url(provider: &Provider) -> Result<(), PluginError> {
+    let url = provider.base_url.as_str();
+    let invalid = |why: &str| {
+        PluginError::bad_request(format!(
+            "provider `{}`: base_url `{url}` {why}",
+            provider.name
+        ))
+        .with_param("base_url")
+    };
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    else {
+        return Err(invalid("must be an http:// or https:// URL"));
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("must not contain whitespace"));
+    }
+    if url.contains(['?', '#']) {
+        return Err(invalid("must not contain a query or fragment"));
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(invalid("must not contain credentials"));
+    }
+    let host_ok = !authority.is_empty()
+        && !authority.starts_with(':')
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b));
+    if !host_ok {
+        return Err(invalid("has no valid host"));
+    }
+    Ok(())
+}
+
+/// `{base_url}/{path}` without a doubled slash.
+fn endpoint(base_url: &str, path: &str) -> String {
+    format!("{}/{path}", base_url.trim_end_matches('/'))
+}
+
+/// The `stream_options` edit asking for usage in the stream: the client's
+/// `stream_options` (if any) with `include_usage: true`. Only that field is
+/// read from the payload; serde skips the rest without building it.
+fn stream_options_edit(payload: &str) -> Result<JsonEdit, PluginError> {
+    #[derive(Deserialize)]
+    struct Peek<'a> {
+        #[serde(default, borrow)]
+        stream_options: Option<&'a RawValue>,
+    }
+    let peek: Peek<'_> = serde_json::from_str(payload).map_err(|err| {
+        PluginError::bad_request(format!(
+            "the request body is not a valid JSON object: {err}"
+        ))
+    })?;
+    let not_an_object = || {
+        PluginError::bad_request("`stream_options` must be an object").with_param("stream_options")
+    };
+    let mut options = match peek.stream_options.map(RawValue::get) {
+        None | Some("null") => RawObject::parse("{}").map_err(|_| not_an_object())?,
+        Some(raw) => RawObject::parse(raw).map_err(|_| not_an_object())?,
+    };
+    options.set_raw("include_usage", "true");
+    Ok(JsonEdit::set_raw("stream_options", options.to_json()))
+}
+
+/// The usage report of a response or chunk, if it has one.
+fn usage_of(object: &RawObject<'_>) -> Option<orch_plugin_sdk::Usage> {
+    match object.value("usage") {
+        Some(Ok(usage)) => usage_from_openai(&usage),
+        _ => None,
+    }
+}
+
+/// [`classify_details`] plus OpenAI's error codes.
+pub fn classify(status: u16, headers: &[(String, String)], details: &ErrorDetails) -> PluginError {
+    let error = classify_details(status, headers, details);
+    let is =
+        |code: &str| details.code.as_deref() == Some(code) || details.kind.as_deref() == Some(code);
+    let starts = |prefix: &str| {
+        details
+            .code
+            .as_deref()
+            .is_some_and(|c| c.starts_with(prefix))
+            || details
+                .kind
+                .as_deref()
+                .is_some_and(|k| k.starts_with(prefix))
+    };
+    if is("context_length_exceeded")
+        || (error.class == ErrorClass::BadRequest && mentions_context_length(&error.message))
+    {
+        error
+            .with_class(ErrorClass::ContextLength)
+            .with_retryable(false)
+    } else if is("insufficient_quota") {
+        // Another key may still have quota.
+        let message = format!("the key's quota is exhausted: {}", error.message);
+        PluginError {
+            message,
+            ..error
+                .with_class(ErrorClass::RateLimited)
+                .with_retryable(true)
+        }
+    } else if starts("content_filter") || is("content_policy_violation") {
+        error
+            .with_class(ErrorClass::ContentFilter)
+            .with_retryable(false)
+    } else if is("model_not_found") {
+        error.with_class(ErrorClass::NotFound).with_retryable(true)
+    } else {
+        error
+    }
+}
+
+/// OpenAI-compatible servers without error codes (vLLM, Ollama) say it in
+/// words.
+fn mentions_context_length(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "maximum context length",
+        "context length exceeded",
+        "context_length_exceeded",
+        "context window",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+}
+
+/// Classifies an error event inside a 200 stream: always retryable (nothing
+/// says the request is at fault), `rate-limited` or `overloaded` when the
+/// code says so, else `server`.
+fn stream_error(status: u16, event: &Value) -> PluginError {
+    let mut details = ErrorDetails::from_value(event);
+    if details.message.is_none() {
+        details.message = Some("upstream reported an error in the stream".to_owned());
+    }
+    let error = classify_details(status, &[], &details);
+    let code = details
+        .code_or_kind()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let class = match details.numeric_code {
+        Some(429) => ErrorClass::RateLimited,
+        Some(503 | 529) => ErrorClass::Overloaded,
+        _ if code.contains("rate_limit") || code.contains("insufficient_quota") => {
+            ErrorClass::RateLimited
+        }
+        _ if code.contains("overloaded") => ErrorClass::Overloaded,
+        _ => ErrorClass::Server,
+    };
+    error.with_class(class).with_retryable(true)
+}
+
+/// Decodes an OpenAI SSE stream: one `chat.completion.chunk` per event, then
+/// `data: [DONE]`.
+#[derive(Debug)]
+pub struct OpenAiDecoder {
+    requested_model: String,
+    status: u16,
+    done: bool,
+}
+
+impl StreamDecoder for OpenAiDecoder {
+    fn new(ctx: RequestContext, status: u16, _headers: Headers) -> Self {
+        Self {
+            requested_model: ctx.requested_model,
+            status,
+            done: false,
+        }
+    }
+
+    fn push(&mut self, frame: Frame) -> Result<Vec<StreamItem>, PluginError> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let data = frame.text()?.trim();
+        if data.is_empty() {
+            return Ok(Vec::new());
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            return Ok(vec![StreamItem::Done]);
+        }
+        let not_an_object = || {
+            PluginError::server("upstream sent a stream event that is not a JSON object")
+                .with_status(self.status)
+        };
+        let mut chunk = RawObject::parse(data).map_err(|_| not_an_object())?;
+        if frame.event.as_deref() == Some("error") || chunk.has_non_null("error") {
+            let event: Value = serde_json::from_str(data).map_err(|_| not_an_object())?;
+            return Err(stream_error(self.status, &event));
+        }
+        chunk.set_string("model", &self.requested_model);
+        let usage = usage_of(&chunk);
+        // The chunk kind depends on `choices` and `usage` only: parse just those.
+        let mut parts = Map::new();
+        for key in ["choices", "usage"] {
+            if let Some(Ok(value)) = chunk.value(key) {
+                parts.insert(key.to_owned(), value);
+            }
+        }
+        let kind: ChunkKind = chunk_kind(&Value::Object(parts));
+        let mut items = Vec::with_capacity(2);
+        if let Some(usage) = usage {
+            items.push(StreamItem::Usage(usage));
+        }
+        items.push(StreamItem::Chunk(StreamChunk::new(kind, chunk.to_json())));
+        Ok(items)
+    }
+
+    fn finish(&mut self) -> Result<Vec<StreamItem>, PluginError> {
+        if self.done {
+            Ok(Vec::new())
+        } else {
+            Err(PluginError::server("upstream stream ended before [DONE]").with_status(self.status))
+        }
+    }
+}

@@ -1,0 +1,174 @@
+"""Fixtures that run the real binaries: the fake upstream and the gateway.
+
+The binaries and the plugins folder come from the environment set by
+`cargo xtask test` (ORCH_BIN, FAKE_UPSTREAM_BIN, ORCH_TEST_PLUGINS).
+"""
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ORCH_BIN = Path(os.environ.get("ORCH_BIN", ROOT / "target/debug/llm-orchestrator"))
+FAKE_BIN = Path(os.environ.get("FAKE_UPSTREAM_BIN", ROOT / "target/debug/fake-upstream"))
+PLUGINS = Path(os.environ.get("ORCH_TEST_PLUGINS", ROOT / "target/plugins"))
+
+CLIENT_KEY = "sk-test-client-key"
+# A provider key that must never appear anywhere the gateway writes or answers.
+CANARY = "sk-CANARY-" + secrets.token_hex(16)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+class Proc:
+    def __init__(self, args, log_path: Path, env=None):
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class Stack:
+    """A fake upstream and a gateway in front of it."""
+
+    def __init__(self, workdir: Path, log_level: str = "info"):
+        for binary in (ORCH_BIN, FAKE_BIN):
+            if not binary.exists():
+                raise RuntimeError(f"{binary} is missing; run `cargo xtask test`")
+        if not (PLUGINS / "openai.wasm").exists():
+            raise RuntimeError(f"{PLUGINS}/openai.wasm is missing; run `cargo xtask test`")
+        self.workdir = workdir
+        fake_port = free_port()
+        self.fake = Proc(
+            [str(FAKE_BIN), "--listen", f"127.0.0.1:{fake_port}", "--expect-key", CANARY],
+            workdir / "fake.log",
+        )
+        self.fake_url = f"http://127.0.0.1:{fake_port}/v1"
+        wait_http(f"{self.fake_url}/models".replace("/v1/models", "/_fake/stats"))
+        self.port = free_port()
+        self.db = workdir / "gateway.db"
+        config = workdir / "gateway.toml"
+        config.write_text(
+            f"""
+[server]
+listen = "127.0.0.1:{self.port}"
+[database]
+url = "sqlite://{self.db}"
+[plugins]
+dir = "{PLUGINS}"
+watch = false
+[request_log]
+flush_interval_ms = 50
+[auth]
+client_keys = ["env:E2E_CLIENT_KEY"]
+[logging]
+filter = "{log_level}"
+
+[[providers]]
+name = "fake"
+adapter = "openai"
+base_url = "{self.fake_url}"
+api_keys = ["env:E2E_PROVIDER_KEY"]
+
+[[providers]]
+name = "wrong-key"
+adapter = "openai"
+base_url = "{self.fake_url}"
+api_keys = ["sk-not-the-right-key-000"]
+
+[[models]]
+name = "fake-gpt"
+targets = [{{ provider = "fake", model = "fake-model", weight = 1 }}]
+
+[[models]]
+name = "err-429"
+targets = [{{ provider = "fake", model = "status-429", weight = 1 }}]
+
+[[models]]
+name = "err-500"
+targets = [{{ provider = "fake", model = "status-500", weight = 1 }}]
+
+[[models]]
+name = "err-upstream-auth"
+targets = [{{ provider = "wrong-key", model = "fake-model", weight = 1 }}]
+
+[[models]]
+name = "failover"
+targets = [{{ provider = "wrong-key", model = "fake-model", weight = 5 }}, {{ provider = "fake", model = "status-500", weight = 5 }}, {{ provider = "fake", model = "fake-model", weight = 1 }}]
+"""
+        )
+        env = dict(os.environ, E2E_CLIENT_KEY=CLIENT_KEY, E2E_PROVIDER_KEY=CANARY)
+        env.pop("RUST_LOG", None)
+        self.gateway = Proc([str(ORCH_BIN), "serve", "--config", str(config)], workdir / "gateway.log", env)
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        wait_http(f"http://127.0.0.1:{self.port}/readyz")
+
+    def stop(self):
+        self.gateway.stop()
+        self.fake.stop()
+
+
+@pytest.fixture(scope="session")
+def stack():
+    with tempfile.TemporaryDirectory() as d:
+        s = Stack(Path(d))
+        try:
+            yield s
+        finally:
+            s.stop()
+
+
+@pytest.fixture
+def client(stack):
+    import openai
+
+    return openai.OpenAI(base_url=stack.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+
+
+def http_json(url: str, body: dict, key: str = CLIENT_KEY):
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json", "authorization": f"Bearer {key}"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
