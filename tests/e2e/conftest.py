@@ -137,7 +137,11 @@ targets = [{{ provider = "wrong-key", model = "fake-model", weight = 5 }}, {{ pr
         env.pop("RUST_LOG", None)
         self.gateway = Proc([str(ORCH_BIN), "serve", "--config", str(config)], workdir / "gateway.log", env)
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        wait_http(f"http://127.0.0.1:{self.port}/readyz")
+        try:
+            wait_http(f"http://127.0.0.1:{self.port}/readyz")
+        except RuntimeError as e:
+            self.stop()
+            raise RuntimeError(f"{e}; gateway output:\n{self.gateway.output()}") from None
 
     def stop(self):
         self.gateway.stop()

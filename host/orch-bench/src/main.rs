@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use orch_bench::load::{self, Outcome, Scenario};
-use orch_bench::plugin_costs;
+use orch_bench::load::{self, Scenario};
+use orch_bench::plugin_costs::{self, PluginCosts};
 use orch_bench::procs::{self, GatewaySetup, Machine, Service};
 use orch_bench::report::{Comparison, LoopDeadline, Pacing, Report};
 
@@ -140,8 +140,7 @@ fn require_file(path: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Run every measurement. The started processes are killed when this
-/// returns or is dropped (on error or Ctrl-C).
+/// Run every measurement.
 async fn run(cli: &Cli) -> Result<Report> {
     let effort = cli.effort();
     require_file(&cli.gateway_bin, "the gateway binary")?;
@@ -149,11 +148,42 @@ async fn run(cli: &Cli) -> Result<Report> {
     require_file(&cli.plugins.join("openai.wasm"), "openai.wasm")?;
     let machine = Machine::detect();
 
+    let (plugins, loop_deadline) = measure_plugins(cli, effort).await?;
+
+    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
+    eprintln!(
+        "starting the fake upstreams and the gateway (logs in {})…",
+        scratch.path().display()
+    );
+    let mut services = Services::start(cli, scratch.path()).await?;
+    // Let start-up work that follows readiness settle before reading RSS.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = procs::memory(services.gateway.pid())?;
+    let (load, paced) = measure_load(&mut services, effort).await?;
+    let after_load = procs::memory(services.gateway.pid())?;
+    services.stop().await;
+
+    Ok(Report {
+        machine,
+        warmup: effort.warmup,
+        window: effort.window,
+        load,
+        pacing: PACING,
+        paced,
+        idle,
+        after_load,
+        plugins,
+        loop_deadline,
+    })
+}
+
+/// Plugin call costs, and the infinite-loop deadline when the fixture is there.
+async fn measure_plugins(cli: &Cli, effort: Effort) -> Result<(PluginCosts, LoopDeadline)> {
     eprintln!(
         "measuring plugin calls ({} iterations each)…",
         effort.plugin_iterations
     );
-    let plugins = plugin_costs::measure(&cli.plugins, effort.plugin_iterations)
+    let costs = plugin_costs::measure(&cli.plugins, effort.plugin_iterations)
         .await
         .context("plugin call costs")?;
     let loop_deadline = match cli.fixtures.as_ref().map(|d| d.join("fixture_loop.wasm")) {
@@ -171,73 +201,102 @@ async fn run(cli: &Cli) -> Result<Report> {
             )
         }
     };
+    Ok((costs, loop_deadline))
+}
 
-    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
-    eprintln!(
-        "starting the fake upstreams and the gateway (logs in {})…",
-        scratch.path().display()
-    );
-    let fake_banner = "fake-upstream listening on http://";
-    let mut fake = Service::start(
-        "fake-upstream",
-        &cli.fake_bin,
-        &args(&["--listen", "127.0.0.1:0"]),
-        fake_banner,
-        scratch.path(),
-    )
-    .await?;
-    let paced_args = args(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--ttft-ms",
-        &PACING.ttft_ms.to_string(),
-        "--chunk-delay-ms",
-        &PACING.chunk_delay_ms.to_string(),
-        "--chunks",
-        &PACING.chunks.to_string(),
-    ]);
-    let mut paced = Service::start(
-        "fake-upstream-paced",
-        &cli.fake_bin,
-        &paced_args,
-        fake_banner,
-        scratch.path(),
-    )
-    .await?;
-    fake.wait_ready("/v1/models").await?;
-    paced.wait_ready("/v1/models").await?;
+/// The processes under test. Each is killed when this is dropped, so an
+/// error or Ctrl-C never leaves one behind.
+struct Services {
+    fake: Service,
+    paced: Service,
+    gateway: Service,
+}
 
-    let config = scratch.path().join("bench.toml");
-    let plugins_dir = std::path::absolute(&cli.plugins).context("resolving --plugins")?;
-    std::fs::write(
-        &config,
-        procs::gateway_config(&GatewaySetup {
-            database: scratch.path().join("bench.db"),
-            plugins: plugins_dir,
+impl Services {
+    /// Start both fake upstreams, then the gateway routing to them, with
+    /// logs and the generated configuration in `scratch`.
+    async fn start(cli: &Cli, scratch: &Path) -> Result<Services> {
+        let fake_banner = "fake-upstream listening on http://";
+        let mut fake = Service::start(
+            "fake-upstream",
+            &cli.fake_bin,
+            &args(&["--listen", "127.0.0.1:0"]),
+            fake_banner,
+            scratch,
+        )
+        .await?;
+        let paced_args = args(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--ttft-ms",
+            &PACING.ttft_ms.to_string(),
+            "--chunk-delay-ms",
+            &PACING.chunk_delay_ms.to_string(),
+            "--chunks",
+            &PACING.chunks.to_string(),
+        ]);
+        let mut paced = Service::start(
+            "fake-upstream-paced",
+            &cli.fake_bin,
+            &paced_args,
+            fake_banner,
+            scratch,
+        )
+        .await?;
+        fake.wait_ready("/v1/models").await?;
+        paced.wait_ready("/v1/models").await?;
+
+        let config = scratch.join("bench.toml");
+        let plugins = std::path::absolute(&cli.plugins).context("resolving --plugins")?;
+        let text = procs::gateway_config(&GatewaySetup {
+            database: scratch.join("bench.db"),
+            plugins,
             fake: fake.addr(),
             paced: paced.addr(),
-        }),
-    )
-    .context("writing the gateway configuration")?;
-    let gateway_args = vec![
-        OsString::from("serve"),
-        OsString::from("--config"),
-        config.into_os_string(),
-    ];
-    let mut gateway = Service::start(
-        "llm-orchestrator",
-        &cli.gateway_bin,
-        &gateway_args,
-        "llm-orchestrator listening on http://",
-        scratch.path(),
-    )
-    .await?;
-    gateway.wait_ready("/readyz").await?;
-    // Let start-up work that follows readiness settle before reading RSS.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = procs::memory(gateway.pid())?;
+        });
+        std::fs::write(&config, text).context("writing the gateway configuration")?;
+        let gateway_args = vec![
+            OsString::from("serve"),
+            OsString::from("--config"),
+            config.into_os_string(),
+        ];
+        let mut gateway = Service::start(
+            "llm-orchestrator",
+            &cli.gateway_bin,
+            &gateway_args,
+            "llm-orchestrator listening on http://",
+            scratch,
+        )
+        .await?;
+        gateway.wait_ready("/readyz").await?;
+        Ok(Services {
+            fake,
+            paced,
+            gateway,
+        })
+    }
 
-    let gateway_pid = gateway.pid();
+    /// Fail if any process has exited.
+    fn check_alive(&mut self) -> Result<()> {
+        self.fake.check_alive()?;
+        self.paced.check_alive()?;
+        self.gateway.check_alive()
+    }
+
+    async fn stop(self) {
+        self.gateway.stop().await;
+        self.fake.stop().await;
+        self.paced.stop().await;
+    }
+}
+
+/// Every load scenario direct and through the gateway, then the paced
+/// stream. The gateway's CPU time is read around each of its windows.
+async fn measure_load(
+    services: &mut Services,
+    effort: Effort,
+) -> Result<(Vec<Comparison>, Comparison)> {
+    let gateway_pid = services.gateway.pid();
     let cpu_probe = move || procs::cpu_time(gateway_pid);
     let scenario = |service: &Service, model: &str, stream: bool, concurrency: usize| Scenario {
         addr: service.addr(),
@@ -247,6 +306,19 @@ async fn run(cli: &Cli) -> Result<Report> {
         warmup: effort.warmup,
         window: effort.window,
     };
+    let compare = async |direct: Scenario, through: Scenario, services: &mut Services| {
+        let direct = load::run(&direct, None).await?;
+        services.check_alive()?;
+        let gateway = load::run(&through, Some(&cpu_probe)).await?;
+        services.check_alive()?;
+        anyhow::Ok(Comparison {
+            stream: through.stream,
+            concurrency: through.concurrency,
+            direct,
+            gateway,
+        })
+    };
+
     let total = LOAD.len() + 1;
     let mut comparisons = Vec::with_capacity(LOAD.len());
     for (i, (stream, concurrency)) in LOAD.into_iter().enumerate() {
@@ -255,58 +327,18 @@ async fn run(cli: &Cli) -> Result<Report> {
             "[{}/{total}] {mode} c={concurrency}: direct, then through the gateway…",
             i + 1
         );
-        let direct = load::run(&scenario(&fake, "fake-model", stream, concurrency), None).await?;
-        fake.check_alive()?;
-        let through = load::run(
-            &scenario(&gateway, "bench", stream, concurrency),
-            Some(&cpu_probe),
-        )
-        .await?;
-        gateway.check_alive()?;
-        fake.check_alive()?;
-        comparisons.push(Comparison {
-            stream,
-            concurrency,
-            direct,
-            gateway: through,
-        });
+        let direct = scenario(&services.fake, "fake-model", stream, concurrency);
+        let through = scenario(&services.gateway, "bench", stream, concurrency);
+        comparisons.push(compare(direct, through, services).await?);
     }
 
     eprintln!(
         "[{total}/{total}] paced stream c={PACED_CONCURRENCY}: direct, then through the gateway…"
     );
-    let paced_window = effort.window.max(Duration::from_secs(1));
-    let paced_run = |service: &Service, model: &str| Scenario {
-        window: paced_window,
-        ..scenario(service, model, true, PACED_CONCURRENCY)
-    };
-    let paced_direct: Outcome = load::run(&paced_run(&paced, "fake-model"), None).await?;
-    paced.check_alive()?;
-    let paced_gateway = load::run(&paced_run(&gateway, "paced"), Some(&cpu_probe)).await?;
-    gateway.check_alive()?;
-
-    let after_load = procs::memory(gateway.pid())?;
-    gateway.stop().await;
-    fake.stop().await;
-    paced.stop().await;
-
-    Ok(Report {
-        machine,
-        warmup: effort.warmup,
-        window: effort.window,
-        load: comparisons,
-        pacing: PACING,
-        paced: Comparison {
-            stream: true,
-            concurrency: PACED_CONCURRENCY,
-            direct: paced_direct,
-            gateway: paced_gateway,
-        },
-        idle,
-        after_load,
-        plugins,
-        loop_deadline,
-    })
+    let direct = scenario(&services.paced, "fake-model", true, PACED_CONCURRENCY);
+    let through = scenario(&services.gateway, "paced", true, PACED_CONCURRENCY);
+    let paced = compare(direct, through, services).await?;
+    Ok((comparisons, paced))
 }
 
 fn args(list: &[&str]) -> Vec<OsString> {

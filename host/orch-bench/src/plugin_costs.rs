@@ -170,7 +170,7 @@ pub fn openai_response() -> String {
             "completion_tokens": 34,
             "total_tokens": 1058,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}
         },
         "service_tier": "default",
         "system_fingerprint": "fp_0ba0d124f1"
@@ -178,13 +178,13 @@ pub fn openai_response() -> String {
     .to_string()
 }
 
-/// The data of one content chunk of an OpenAI stream, about 150 bytes.
+/// The data of one content chunk of an OpenAI stream, about 160 bytes.
 pub fn openai_chunk() -> String {
     serde_json::json!({
-        "id": "chatcmpl-9xYzAbCdEfGhIjKlMnOpQrStUvWx",
+        "id": "chatcmpl-42",
         "object": "chat.completion.chunk",
         "created": 1_735_689_600,
-        "model": "gpt-4o-mini",
+        "model": "gpt-4o",
         "choices": [{"index": 0, "delta": {"content": " sunny"}, "finish_reason": null}]
     })
     .to_string()
@@ -352,9 +352,9 @@ mod tests {
             request.len()
         );
         let response = openai_response();
-        assert!((500..=800).contains(&response.len()), "{}", response.len());
+        assert!((550..=700).contains(&response.len()), "{}", response.len());
         let chunk = openai_chunk();
-        assert!((120..=200).contains(&chunk.len()), "{}", chunk.len());
+        assert!((140..=180).contains(&chunk.len()), "{}", chunk.len());
         for text in [request, response, chunk] {
             serde_json::from_str::<serde_json::Value>(&text).unwrap();
         }

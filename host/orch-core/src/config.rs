@@ -18,6 +18,18 @@ use std::time::Duration;
 
 use crate::routing::{ModelRoute, Target};
 
+/// The top-level sections; only `ORCH_<SECTION>__<KEY>` variables are read
+/// as configuration, so other `ORCH_*` variables (like `ORCH_CONFIG`) are not.
+const SECTIONS: &[&str] = &[
+    "server",
+    "database",
+    "request_log",
+    "plugins",
+    "auth",
+    "upstream",
+    "logging",
+];
+
 /// Where `serve` looks for its configuration by default.
 pub const DEFAULT_CONFIG_PATH: &str = "config/orchestrator.toml";
 
@@ -418,9 +430,15 @@ pub fn is_valid_plugin_id(id: &str) -> bool {
 impl Config {
     /// Load from a file plus the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let figment = Figment::new()
-            .merge(Toml::file_exact(path))
-            .merge(Env::prefixed("ORCH_").split("__"));
+        let figment = Figment::new().merge(Toml::file_exact(path)).merge(
+            Env::prefixed("ORCH_")
+                .filter(|key| {
+                    key.as_str().split_once("__").is_some_and(|(section, _)| {
+                        SECTIONS.contains(&section.to_ascii_lowercase().as_str())
+                    })
+                })
+                .split("__"),
+        );
         Self::from_figment(path, figment, &|name| std::env::var(name).ok())
     }
 
@@ -862,6 +880,22 @@ mod tests {
     fn secrets_do_not_leak_through_debug() {
         let c = load(GOOD).unwrap();
         assert!(!format!("{c:?}").contains("sk-secret"));
+    }
+
+    #[test]
+    fn environment_overrides_only_known_sections() {
+        let dir = std::env::temp_dir().join(format!("orch-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORCH_SERVER__LISTEN", "127.0.0.1:2");
+            jail.set_env("ORCH_CONFIG", "elsewhere.toml");
+            jail.set_env("ORCH_TEST_PLUGINS", "/x");
+            let c = Config::load(&file).map_err(|e| e.to_string())?;
+            assert_eq!(c.server.listen.port(), 2);
+            Ok(())
+        });
     }
 
     #[test]

@@ -16,7 +16,8 @@ use crate::models;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FakeConfig {
-    /// Delay before the response headers of a chat completion (both modes).
+    /// Delay before the response headers of every chat completion response
+    /// (JSON, stream or error).
     pub latency_ms: u64,
     /// Streams: delay between the headers and the first chunk.
     pub ttft_ms: u64,

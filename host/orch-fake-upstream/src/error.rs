@@ -33,12 +33,12 @@ pub(crate) struct ApiError {
 
 #[derive(Serialize)]
 struct Envelope<'a> {
-    error: Body<'a>,
+    error: ErrorObject<'a>,
 }
 
 /// The inner error object (also the payload of a streamed error event).
 #[derive(Serialize)]
-pub(crate) struct Body<'a> {
+pub(crate) struct ErrorObject<'a> {
     message: &'a str,
     #[serde(rename = "type")]
     kind: &'a str,
@@ -163,8 +163,8 @@ impl ApiError {
     }
 
     /// The inner `error` object.
-    pub(crate) fn body(&self) -> Body<'_> {
-        Body {
+    pub(crate) fn object(&self) -> ErrorObject<'_> {
+        ErrorObject {
             message: &self.message,
             kind: self.kind,
             param: self.param.as_deref(),
@@ -174,7 +174,9 @@ impl ApiError {
 
     /// The serialised `{"error":{...}}` document.
     pub(crate) fn to_json(&self) -> Bytes {
-        let envelope = Envelope { error: self.body() };
+        let envelope = Envelope {
+            error: self.object(),
+        };
         // Serialising strings into memory cannot fail.
         Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default())
     }

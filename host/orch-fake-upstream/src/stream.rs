@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::time::{Instant, Sleep};
 
 use crate::chat::reply::{Reply, SYSTEM_FINGERPRINT, Turn, Usage, split_even};
-use crate::error::{ApiError, InjectedFault};
+use crate::error::{ApiError, ErrorObject, InjectedFault};
 use crate::scenario::StreamFault;
 use crate::stats::Stats;
 
@@ -81,7 +81,7 @@ impl SseScript {
             writer.event(
                 options.chunk_delay,
                 &ErrorEvent {
-                    error: error.body(),
+                    error: error.object(),
                 },
             )?;
             return Ok(writer.finish(false));
@@ -283,7 +283,7 @@ struct FunctionDelta<'a> {
 
 #[derive(Serialize)]
 struct ErrorEvent<'a> {
-    error: crate::error::Body<'a>,
+    error: ErrorObject<'a>,
 }
 
 /// The response body of a stream: plays an [`SseScript`].

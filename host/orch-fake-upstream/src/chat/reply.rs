@@ -136,7 +136,10 @@ impl<'r> Reply<'r> {
             created: unix_now(),
             model: &request.model,
             turn,
-            usage: Usage::new(request.prompt_tokens, chunks as u64),
+            usage: Usage::new(
+                request.prompt_tokens,
+                u64::try_from(chunks).unwrap_or(u64::MAX),
+            ),
             chunks,
         }
     }

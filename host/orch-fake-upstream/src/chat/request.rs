@@ -211,7 +211,8 @@ pub(crate) fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
             .stream_options
             .and_then(|options| options.include_usage)
             .unwrap_or(false),
-        prompt_tokens: (prompt_chars.div_ceil(4) as u64).max(1),
+        prompt_tokens: u64::try_from(prompt_chars.div_ceil(4))
+            .map_or(u64::MAX, |tokens| tokens.max(1)),
         intent,
     })
 }

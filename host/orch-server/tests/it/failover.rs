@@ -111,3 +111,38 @@ async fn a_stream_cut_after_content_ends_with_an_error_not_done() {
     let logs = crate::harness::request_logs(&data).await;
     assert_eq!(logs[0].outcome, orch_store::Outcome::Partial);
 }
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_upstream_stream() {
+    use futures_util::StreamExt;
+    let fake = FakeUpstream::spawn(FakeConfig {
+        chunks: 30,
+        chunk_delay_ms: 100,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let gw = Gateway::start(
+        Spec::default()
+            .plugin("openai.wasm")
+            .provider("f", "openai", &fake.base_url())
+            .model("m", &[("f", "fake-model", 1)]),
+    )
+    .await;
+    let resp = gw.chat(chat_body("m", true)).await;
+    let mut body = resp.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    drop(body);
+    // The whole stream would take 3 s; the upstream must see it cancelled.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let stats = fake.stats();
+    assert_eq!(stats.streams_started, 1);
+    assert_eq!(
+        stats.streams_completed, 0,
+        "the upstream stream ran to the end: {stats:?}"
+    );
+    let data = gw.stop().await;
+    let logs = crate::harness::request_logs(&data).await;
+    assert_eq!(logs[0].outcome, orch_store::Outcome::Cancelled);
+}

@@ -74,12 +74,6 @@ impl Spec {
         self.plugins.push((src, file.to_string()));
         self
     }
-
-    pub fn plugin_as(mut self, file: &str, name: &str) -> Self {
-        let src = orch_test_support::component(file);
-        self.plugins.push((src, name.to_string()));
-        self
-    }
 }
 
 pub struct Gateway {

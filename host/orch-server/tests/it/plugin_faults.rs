@@ -100,7 +100,7 @@ async fn memory_returns_to_baseline_after_a_thousand_faults() {
         "fixture-oversized",
     ];
     // Warm up every path once so allocator pools are populated.
-    for id in faulty {
+    for id in &faulty[..4] {
         let _ = gw.chat(chat_body(&format!("only-{id}"), false)).await;
     }
     let baseline = rss_bytes();

@@ -218,9 +218,11 @@ impl BatchTask {
                     self.drain(Drain::FullBatches).await;
                 }
                 _ = ticker.tick() => {
+                    // Checked before draining: once no handle is left, nothing
+                    // can be pushed after this drain.
+                    let orphaned = Arc::strong_count(&self.shared) == 1;
                     self.drain(Drain::Everything).await;
-                    if Arc::strong_count(&self.shared) == 1 {
-                        // No handle left to push or to ask for shutdown.
+                    if orphaned {
                         return;
                     }
                 }

@@ -136,7 +136,10 @@ impl TestDb {
                                 cleanup: Cleanup::Server { server, name },
                             });
                         }
-                        Err(error) => failures.push(format!("{server}/{ADMIN_DB}: {error}")),
+                        Err(error) => failures.push(format!(
+                            "{}/{ADMIN_DB}: {error}",
+                            orch_store::redact_url(&server)
+                        )),
                     }
                 }
                 unreachable(
