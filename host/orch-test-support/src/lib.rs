@@ -2,6 +2,11 @@
 //! components are, and the CI rule that a missing prerequisite fails a test
 //! rather than skipping it.
 
+#![expect(
+    clippy::panic,
+    reason = "a missing prerequisite must fail the calling test"
+)]
+
 use std::path::PathBuf;
 
 fn workspace_root() -> PathBuf {

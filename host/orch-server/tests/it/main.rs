@@ -1,6 +1,13 @@
 //! Integration tests of the whole gateway, in process, over real HTTP on
 //! loopback, with real plugin components and the fake upstream.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail the test that calls them"
+)]
+
 // The same allocator as the binary, so memory figures mean the same thing.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
