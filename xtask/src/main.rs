@@ -242,6 +242,8 @@ fn bench(root: &Path, extra: &[String]) -> Result<()> {
             .arg(root.join("target/release/fake-upstream"))
             .arg("--plugins")
             .arg(root.join("target/plugins"))
+            .arg("--fixtures")
+            .arg(root.join("target/fixtures"))
             .args(extra),
     )
 }
