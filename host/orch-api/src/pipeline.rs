@@ -547,17 +547,39 @@ impl Streaming {
                     Err(e) => return Some(self.fail(call_api_error(&e))),
                 },
                 Some(Err(e)) => return Some(self.fail(ApiError::upstream(&e))),
-                Some(Ok(frame)) => match self.inst.push(&frame).await {
-                    Ok(items) => {
-                        self.out.absorb(items);
-                        if self.out.has_output() && !self.out.done {
-                            return Some(self.out.take());
+                Some(Ok(frame)) => {
+                    if let Err(e) = self.push(&frame).await {
+                        return Some(self.fail(e));
+                    }
+                    // Frames that already arrived go out in the same write:
+                    // a burst costs one write, a paced stream is not delayed.
+                    while !self.out.done {
+                        match self.frames.next_ready() {
+                            None | Some(None) => break,
+                            Some(Some(Err(e))) => return Some(self.fail(ApiError::upstream(&e))),
+                            Some(Some(Ok(frame))) => {
+                                if let Err(e) = self.push(&frame).await {
+                                    return Some(self.fail(e));
+                                }
+                            }
                         }
                     }
-                    Err(e) => return Some(self.fail(call_api_error(&e))),
-                },
+                    if self.out.has_output() && !self.out.done {
+                        return Some(self.out.take());
+                    }
+                }
             }
         }
+    }
+
+    async fn push(&mut self, frame: &orch_core::contract::Frame) -> Result<(), ApiError> {
+        let items = self
+            .inst
+            .push(frame)
+            .await
+            .map_err(|e| call_api_error(&e))?;
+        self.out.absorb(items);
+        Ok(())
     }
 
     fn fail(&mut self, err: ApiError) -> Bytes {

@@ -254,7 +254,10 @@ impl UpstreamResponse {
                 })
             })),
         };
-        FrameReader { inner, idle }
+        FrameReader {
+            inner: Box::pin(inner.fuse()),
+            idle,
+        }
     }
 }
 
@@ -325,6 +328,12 @@ impl FrameReader {
     /// The next frame; `None` at the end of the body.
     pub async fn next(&mut self) -> Option<Result<Frame, UpstreamError>> {
         self.next_within(self.idle).await
+    }
+
+    /// The next frame if one has already arrived, without waiting: the outer
+    /// `None` means nothing is ready yet; `Some(None)` is the end of the body.
+    pub fn next_ready(&mut self) -> Option<Option<Result<Frame, UpstreamError>>> {
+        futures_util::FutureExt::now_or_never(self.inner.next())
     }
 
     /// The next frame, waiting at most `wait`.
