@@ -8,10 +8,6 @@
     reason = "test helpers fail the test that calls them"
 )]
 
-// The same allocator as the binary, so memory figures mean the same thing.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod api;
 mod failover;
 mod harness;
