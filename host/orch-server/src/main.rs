@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-
 /// A self-hosted LLM API gateway with WebAssembly provider adapters.
 #[derive(Parser)]
 #[command(name = "llm-orchestrator", version = version(), about)]
