@@ -96,13 +96,7 @@ async fn a_stream_that_fails_before_content_fails_over() {
 #[tokio::test]
 async fn a_stream_cut_after_content_ends_with_an_error_not_done() {
     let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
-    let gw = Gateway::start(
-        Spec::default()
-            .plugin("openai.wasm")
-            .provider("f", "openai", &fake.base_url())
-            .model("m", &[("f", "cut-after-3", 1)]),
-    )
-    .await;
+    let gw = Gateway::start(Spec::openai(&fake.base_url(), "cut-after-3")).await;
     let events = sse_data(gw.chat(chat_body("m", true)).await).await;
     assert_ne!(events.last().map(String::as_str), Some("[DONE]"));
     let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
@@ -122,13 +116,7 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
     })
     .await
     .unwrap();
-    let gw = Gateway::start(
-        Spec::default()
-            .plugin("openai.wasm")
-            .provider("f", "openai", &fake.base_url())
-            .model("m", &[("f", "fake-model", 1)]),
-    )
-    .await;
+    let gw = Gateway::start(Spec::openai(&fake.base_url(), "fake-model")).await;
     let resp = gw.chat(chat_body("m", true)).await;
     let mut body = resp.bytes_stream();
     let first = body.next().await.unwrap().unwrap();

@@ -41,6 +41,15 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The OpenAI adapter, one provider `f` on `base_url`, and model `m`
+    /// served by its `upstream_model`.
+    pub fn openai(base_url: &str, upstream_model: &str) -> Self {
+        Spec::default()
+            .plugin("openai.wasm")
+            .provider("f", "openai", base_url)
+            .model("m", &[("f", upstream_model, 1)])
+    }
+
     pub fn provider(mut self, name: &str, adapter: &str, base_url: &str) -> Self {
         self.providers.push(Provider {
             name: name.into(),

@@ -31,13 +31,7 @@ async fn swap_under_streaming_load_then_survive_broken_files() {
     })
     .await
     .unwrap();
-    let gw = Gateway::start(
-        Spec::default()
-            .plugin("openai.wasm")
-            .provider("fake", "openai", &fake.base_url())
-            .model("m", &[("fake", "fake-model", 1)]),
-    )
-    .await;
+    let gw = Gateway::start(Spec::openai(&fake.base_url(), "fake-model")).await;
     let target = gw.plugins.path().join("openai.wasm");
     let next = std::fs::read(orch_test_support::component("openai_next.wasm")).unwrap();
     let t0 = Instant::now();
