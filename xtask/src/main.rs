@@ -18,7 +18,13 @@ commands:
   plugins   build the plugins (bundled into target/plugins, fixtures into target/fixtures)";
 
 /// Plugins shipped with the gateway: (crate wasm name, file name in the plugins folder).
-const BUNDLED: &[(&str, &str)] = &[("openai", "openai.wasm")];
+const BUNDLED: &[(&str, &str)] = &[
+    ("openai", "openai.wasm"),
+    ("anthropic", "anthropic.wasm"),
+    ("gemini", "gemini.wasm"),
+    ("dialect_anthropic", "dialect-anthropic.wasm"),
+    ("dialect_gemini", "dialect-gemini.wasm"),
+];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

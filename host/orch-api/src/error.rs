@@ -11,15 +11,21 @@ use orch_upstream::UpstreamError;
 /// The wire dialect of the client a response goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
-    /// OpenAI Chat Completions.
+    /// OpenAI Chat Completions (the canonical form; no plugin needed).
     OpenAi,
+    /// Anthropic Messages, translated by the `anthropic` dialect plugin.
+    Anthropic,
+    /// Gemini generateContent, translated by the `gemini` dialect plugin.
+    Gemini,
 }
 
 impl Dialect {
-    /// The dialect's name in contexts and logs.
+    /// The dialect's name in contexts, plugin metadata and logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Dialect::OpenAi => "openai",
+            Dialect::Anthropic => "anthropic",
+            Dialect::Gemini => "gemini",
         }
     }
 }
@@ -71,13 +77,13 @@ impl ApiError {
         e
     }
 
-    /// Missing or wrong client credentials.
-    pub fn unauthorized() -> Self {
+    /// Missing or wrong client credentials; `how` says where to send them.
+    pub fn unauthorized(how: &str) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
             "invalid_api_key",
-            "Invalid or missing API key. Send it as `Authorization: Bearer <key>`.",
+            format!("Invalid or missing API key. Send it as {how}."),
         )
     }
 
@@ -264,7 +270,45 @@ impl ApiError {
         self
     }
 
-    /// The body in the error's dialect.
+    /// The class a client should read from this error: derived from the
+    /// status the gateway answers with, not from the upstream's class (an
+    /// upstream 401 is the gateway's problem and answers 502).
+    pub fn render_class(&self) -> ErrorClass {
+        match self.status.as_u16() {
+            401 => ErrorClass::Authentication,
+            403 => ErrorClass::PermissionDenied,
+            404 => ErrorClass::NotFound,
+            429 => ErrorClass::RateLimited,
+            503 => ErrorClass::Overloaded,
+            504 => ErrorClass::Timeout,
+            s if s >= 500 => ErrorClass::Server,
+            _ => match self.class {
+                Some(
+                    c @ (ErrorClass::ContextLength
+                    | ErrorClass::ContentFilter
+                    | ErrorClass::Unsupported),
+                ) => c,
+                _ => ErrorClass::BadRequest,
+            },
+        }
+    }
+
+    /// The error as a dialect plugin's `encode-error` takes it.
+    pub fn to_classified(&self) -> ClassifiedError {
+        let mut e = ClassifiedError::new(
+            self.render_class(),
+            self.status.is_server_error() || self.status == StatusCode::TOO_MANY_REQUESTS,
+            self.message.clone(),
+        );
+        e.status = Some(self.status.as_u16());
+        e.code = Some(self.code.clone());
+        e.param = self.param.clone();
+        e.retry_after_ms = self.retry_after_s.map(|s| s.saturating_mul(1000));
+        e
+    }
+
+    /// The body in the error's dialect, as the host renders it when the
+    /// dialect's plugin cannot (not loaded, or it failed).
     pub fn body(&self) -> serde_json::Value {
         match self.dialect {
             Dialect::OpenAi => serde_json::json!({
@@ -275,7 +319,44 @@ impl ApiError {
                     "code": self.code,
                 }
             }),
+            Dialect::Anthropic => serde_json::json!({
+                "type": "error",
+                "error": {"type": anthropic_type(self.render_class()), "message": self.message},
+            }),
+            Dialect::Gemini => serde_json::json!({
+                "error": {
+                    "code": self.status.as_u16(),
+                    "message": self.message,
+                    "status": gemini_status(self.render_class()),
+                }
+            }),
         }
+    }
+}
+
+fn anthropic_type(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Authentication => "authentication_error",
+        ErrorClass::PermissionDenied => "permission_error",
+        ErrorClass::NotFound => "not_found_error",
+        ErrorClass::RateLimited => "rate_limit_error",
+        ErrorClass::Overloaded => "overloaded_error",
+        ErrorClass::Server => "api_error",
+        ErrorClass::Timeout => "timeout_error",
+        _ => "invalid_request_error",
+    }
+}
+
+fn gemini_status(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Authentication => "UNAUTHENTICATED",
+        ErrorClass::PermissionDenied => "PERMISSION_DENIED",
+        ErrorClass::NotFound => "NOT_FOUND",
+        ErrorClass::RateLimited => "RESOURCE_EXHAUSTED",
+        ErrorClass::Overloaded => "UNAVAILABLE",
+        ErrorClass::Server => "INTERNAL",
+        ErrorClass::Timeout => "DEADLINE_EXCEEDED",
+        _ => "INVALID_ARGUMENT",
     }
 }
 

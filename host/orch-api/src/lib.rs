@@ -4,7 +4,9 @@
 //! failover before the commit point.
 
 mod auth;
+mod egress;
 mod error;
+mod ingress;
 mod openai;
 mod ops;
 mod pipeline;
@@ -21,6 +23,20 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::list_models))
+        .route("/v1/messages", post(ingress::anthropic_messages))
+        .route(
+            "/v1/messages/count_tokens",
+            post(ingress::anthropic_count_tokens),
+        )
+        .route(
+            "/v1/models/{*rest}",
+            get(ingress::retrieve_model).post(ingress::gemini_action),
+        )
+        .route("/v1beta/models", get(ingress::gemini_models))
+        .route(
+            "/v1beta/models/{*rest}",
+            get(ingress::gemini_model).post(ingress::gemini_action),
+        )
         .route("/livez", get(ops::livez))
         .route("/readyz", get(ops::readyz))
         .fallback(openai::not_found)

@@ -24,7 +24,7 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
-fn with_request_id(mut resp: Response, id: &str) -> Response {
+pub(crate) fn with_request_id(mut resp: Response, id: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -52,18 +52,28 @@ pub(crate) async fn chat_completions(
     };
     let ingress = ChatIngress {
         dialect: Dialect::OpenAi,
+        operation: orch_core::contract::Operation::Chat,
         request_id: id.clone(),
         started,
         body,
+        path_model: None,
+        endpoint_streams: None,
+        query_key: None,
     };
     with_request_id(pipeline::chat(&state, &headers, ingress).await, &id)
 }
 
-/// `GET /v1/models`: the configured models.
+/// `GET /v1/models`: the configured models, in Anthropic's or Gemini's shape
+/// when the request carries their SDKs' headers (`anthropic-version`,
+/// `x-goog-api-key` / `x-goog-api-client`).
 pub(crate) async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let dialect = crate::ingress::dialect_of_headers(&headers);
+    if dialect != Dialect::OpenAi {
+        return crate::ingress::list_models_in(&state, &headers, dialect, None, None).await;
+    }
     let id = request_id(&headers);
     let live = state.live();
-    if let Err(e) = authenticate(&live, &headers) {
+    if let Err(e) = authenticate(&live, &headers, Dialect::OpenAi, None) {
         return with_request_id(e.into_response(), &id);
     }
     let data: Vec<_> = live

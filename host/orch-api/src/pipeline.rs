@@ -22,19 +22,27 @@ use orch_store::{LogWriter, Outcome, RequestLogRecord};
 use orch_upstream::FrameReader;
 
 use crate::auth::authenticate;
+use crate::egress::ClientStream;
 use crate::error::{ApiError, Dialect};
-use crate::sse::OpenAiStream;
 use crate::state::{AppState, Live, Provider};
 
 /// Header naming the adapter version that produced a response.
 pub(crate) const ADAPTER_HEADER: &str = "x-orchestrator-adapter";
 
-/// A chat request as it enters the pipeline.
+/// A chat (or token count) request as it enters the pipeline, in the
+/// client's dialect.
 pub(crate) struct ChatIngress {
     pub(crate) dialect: Dialect,
+    pub(crate) operation: Operation,
     pub(crate) request_id: String,
     pub(crate) started: Instant,
     pub(crate) body: Bytes,
+    /// The model named in the URL (Gemini).
+    pub(crate) path_model: Option<String>,
+    /// Whether the endpoint itself streams (Gemini).
+    pub(crate) endpoint_streams: Option<bool>,
+    /// The client key from the `key` query parameter (Gemini).
+    pub(crate) query_key: Option<String>,
 }
 
 fn unix_ms() -> u64 {
@@ -150,9 +158,179 @@ pub(crate) async fn chat(state: &AppState, headers: &HeaderMap, ingress: ChatIng
         Ok(resp) => resp,
         Err(err) => {
             log.fail(&err);
-            err.in_dialect(ingress.dialect).into_response()
+            render_error(state, err.in_dialect(ingress.dialect), &ingress.request_id).await
         }
     }
+}
+
+/// Render an error for the client: by the dialect's plugin when it is loaded
+/// and works, else by the host in the same shape.
+pub(crate) async fn render_error(state: &AppState, err: ApiError, request_id: &str) -> Response {
+    if err.dialect == Dialect::OpenAi {
+        return err.into_response();
+    }
+    let snapshot = state.services().plugins.snapshot();
+    let Some(plugin) = snapshot.dialect(err.dialect.as_str()).cloned() else {
+        return err.into_response();
+    };
+    let rendered = match plugin.dialect(request_id).await {
+        Ok(mut inst) => inst.encode_error(&err.to_classified()).await,
+        Err(f) => Err(f),
+    };
+    match rendered {
+        Ok(r) => {
+            let status = axum::http::StatusCode::from_u16(r.status).unwrap_or(err.status);
+            let mut resp = (status, r.body).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if let Some(s) = err.retry_after_s
+                && let Ok(v) = HeaderValue::from_str(&s.to_string())
+            {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
+        }
+        Err(f) => {
+            tracing::warn!(plugin = %plugin.label(), fault = f.kind(), "dialect plugin failed to render an error: {f}");
+            err.into_response()
+        }
+    }
+}
+
+/// The model and stream flag read from a native (non-OpenAI) request without
+/// translating it.
+#[derive(serde::Deserialize)]
+struct NativeHead {
+    model: Option<serde_json::Value>,
+    stream: Option<serde_json::Value>,
+}
+
+/// What the pipeline knows about a request before routing.
+struct Request {
+    model: String,
+    stream: bool,
+    include_usage: bool,
+    /// The canonical body and what it needs, when some target needs it.
+    canonical: Option<(Bytes, ChatProfile)>,
+}
+
+impl Request {
+    /// Read the request. Non-OpenAI requests are decoded by their dialect
+    /// plugin only when a target of the route speaks another dialect;
+    /// same-dialect targets get the client's bytes (pass-through).
+    async fn read(
+        state: &AppState,
+        live: &Live,
+        snapshot: &Snapshot,
+        headers: &HeaderMap,
+        ingress: &ChatIngress,
+    ) -> Result<Request, ApiError> {
+        if ingress.dialect == Dialect::OpenAi {
+            let profile = ChatProfile::inspect(&ingress.body)
+                .map_err(|e| ApiError::bad_request(e.to_string(), e.param()))?;
+            return Ok(Request {
+                model: profile.model.clone(),
+                stream: profile.stream,
+                include_usage: profile.include_usage,
+                canonical: Some((ingress.body.clone(), profile)),
+            });
+        }
+        let (model, stream) = match (&ingress.path_model, ingress.dialect) {
+            (Some(m), _) => (m.clone(), ingress.endpoint_streams.unwrap_or(false)),
+            (None, _) => {
+                let head: NativeHead = serde_json::from_slice(&ingress.body).map_err(|e| {
+                    ApiError::bad_request(format!("the request body is not valid JSON: {e}"), None)
+                })?;
+                let model = match head.model {
+                    Some(serde_json::Value::String(m)) if !m.is_empty() => m,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "model: a model name (string) is required",
+                            Some("model"),
+                        ));
+                    }
+                };
+                let stream = matches!(head.stream, Some(serde_json::Value::Bool(true)));
+                (model, stream && ingress.operation == Operation::Chat)
+            }
+        };
+        let stream = stream && ingress.operation == Operation::Chat;
+        let route = live
+            .models
+            .get(&model)
+            .ok_or_else(|| ApiError::model_not_found(&model))?;
+        let translating = route.targets.iter().any(|t| {
+            live.providers
+                .get(t.provider)
+                .and_then(|p| snapshot.adapter(&p.adapter))
+                .is_some_and(|a| a.info.dialect != ingress.dialect.as_str())
+        });
+        let mut request = Request {
+            model,
+            stream,
+            include_usage: false,
+            canonical: None,
+        };
+        if !translating && ingress.operation == Operation::Chat {
+            return Ok(request);
+        }
+        let Some(plugin) = snapshot.dialect(ingress.dialect.as_str()).cloned() else {
+            if translating {
+                return Err(ApiError::unavailable(format!(
+                    "The {} dialect plugin is not loaded, so this request cannot be translated.",
+                    ingress.dialect.as_str()
+                )));
+            }
+            return Ok(request);
+        };
+        let mut inst = plugin
+            .dialect(&ingress.request_id)
+            .await
+            .map_err(|f| dialect_fault(&plugin, &f))?;
+        let decoded = inst
+            .decode_request(&orch_core::contract::IngressRequest {
+                operation: ingress.operation,
+                path_model: ingress.path_model.clone(),
+                endpoint_streams: ingress.endpoint_streams,
+                headers: dialect_headers(headers, ingress.dialect),
+                body: ingress.body.to_vec(),
+            })
+            .await
+            .map_err(|e| match e {
+                CallError::Plugin(c) => ApiError::classified(&c),
+                CallError::Fault(f) => dialect_fault(&plugin, &f),
+            })?;
+        let _ = state;
+        let mut profile = ChatProfile::inspect(decoded.body.as_bytes()).map_err(|e| {
+            tracing::warn!(plugin = %plugin.label(), "dialect plugin produced an invalid canonical request: {e}");
+            ApiError::plugin(&orch_plugin_host::PluginFault::InvalidOutput(e.to_string()))
+        })?;
+        profile.model.clone_from(&request.model);
+        request.canonical = Some((Bytes::from(decoded.body), profile));
+        Ok(request)
+    }
+}
+
+fn dialect_fault(plugin: &LoadedPlugin, f: &orch_plugin_host::PluginFault) -> ApiError {
+    tracing::warn!(plugin = %plugin.label(), fault = f.kind(), "dialect plugin fault: {f}");
+    ApiError::plugin(f)
+}
+
+/// The client headers a dialect plugin may see: its own protocol headers,
+/// never credentials.
+fn dialect_headers(headers: &HeaderMap, dialect: Dialect) -> Vec<(String, String)> {
+    let prefix = match dialect {
+        Dialect::Anthropic => "anthropic-",
+        Dialect::Gemini => "x-goog-api-client",
+        Dialect::OpenAi => return Vec::new(),
+    };
+    headers
+        .iter()
+        .filter(|(n, _)| n.as_str().starts_with(prefix))
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
 }
 
 async fn chat_inner(
@@ -163,20 +341,29 @@ async fn chat_inner(
     log: &mut LogDraft,
 ) -> Result<Response, ApiError> {
     let live = state.live();
-    authenticate(&live, headers)?;
-    let profile = ChatProfile::inspect(&ingress.body)
-        .map_err(|e| ApiError::bad_request(e.to_string(), e.param()))?;
-    log.rec.requested_model = crate::error::clip(&profile.model, 256);
-    log.rec.streamed = profile.stream;
+    authenticate(
+        &live,
+        headers,
+        ingress.dialect,
+        ingress.query_key.as_deref(),
+    )?;
+    let snapshot = state.services().plugins.snapshot();
+    let request = Request::read(state, &live, &snapshot, headers, ingress).await?;
+    log.rec.requested_model = crate::error::clip(&request.model, 256);
+    log.rec.streamed = request.stream;
     let route = live
         .models
-        .get(&profile.model)
-        .ok_or_else(|| ApiError::model_not_found(&profile.model))?;
-    let snapshot = state.services().plugins.snapshot();
-    let plan = plan(route, &profile, &live, &snapshot)?;
+        .get(&request.model)
+        .ok_or_else(|| ApiError::model_not_found(&request.model))?;
+    let plan = plan(route, &request, ingress, &live, &snapshot);
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) if ingress.operation == Operation::CountTokens => {
+            return count_locally(state, ingress, &request, received_at_ms, log, e).await;
+        }
+        Err(e) => return Err(e),
+    };
     let deadline = ingress.started + live.request_timeout;
-    let payload = std::str::from_utf8(&ingress.body)
-        .map_err(|_| ApiError::bad_request("the request body is not UTF-8", None))?;
 
     let mut last: Option<ApiError> = None;
     for index in plan.0 {
@@ -192,13 +379,30 @@ async fn chat_inner(
         if Instant::now() >= deadline {
             return Err(ApiError::deadline());
         }
+        let native =
+            ingress.dialect != Dialect::OpenAi && plugin.info.dialect == ingress.dialect.as_str();
+        let payload = if native {
+            ingress.body.clone()
+        } else {
+            match &request.canonical {
+                Some((body, _)) => body.clone(),
+                None => continue,
+            }
+        };
+        let Ok(payload_str) = std::str::from_utf8(&payload) else {
+            return Err(ApiError::bad_request("the request body is not UTF-8", None));
+        };
         let ctx = RequestContext {
             request_id: ingress.request_id.clone(),
-            operation: Operation::Chat,
-            requested_model: profile.model.clone(),
+            operation: ingress.operation,
+            requested_model: request.model.clone(),
             upstream_model: target.upstream_model.clone(),
-            streaming: profile.stream,
-            form: PayloadForm::Canonical,
+            streaming: request.stream,
+            form: if native {
+                PayloadForm::Native
+            } else {
+                PayloadForm::Canonical
+            },
             ingress_dialect: ingress.dialect.as_str().to_string(),
             received_at_ms,
             provider: provider.view.clone(),
@@ -211,9 +415,12 @@ async fn chat_inner(
             provider,
             plugin: &plugin,
             ctx,
-            payload,
-            original: &ingress.body,
-            profile: &profile,
+            payload: payload_str,
+            original: &payload,
+            request: &request,
+            dialect: ingress.dialect,
+            native,
+            snapshot: &snapshot,
             deadline,
         };
         match attempt.run(log).await {
@@ -231,10 +438,64 @@ async fn chat_inner(
     Err(last.unwrap_or_else(|| ApiError::unavailable("No target is available for this model.")))
 }
 
+/// A token count no target can answer: the gateway estimates it from the
+/// canonical request (about four characters per token) and says so in the
+/// `x-orchestrator-token-count` header (`estimate`).
+async fn count_locally(
+    state: &AppState,
+    ingress: &ChatIngress,
+    request: &Request,
+    received_at_ms: u64,
+    log: &mut LogDraft,
+    why: ApiError,
+) -> Result<Response, ApiError> {
+    let Some((body, _)) = &request.canonical else {
+        return Err(why);
+    };
+    let tokens = canonical::estimate_input_tokens(body);
+    let snapshot = state.services().plugins.snapshot();
+    let plugin = snapshot
+        .dialect(ingress.dialect.as_str())
+        .cloned()
+        .ok_or(why)?;
+    let mut inst = plugin
+        .dialect(&ingress.request_id)
+        .await
+        .map_err(|f| dialect_fault(&plugin, &f))?;
+    let ectx = orch_core::contract::EgressContext {
+        request_id: ingress.request_id.clone(),
+        requested_model: request.model.clone(),
+        received_at_ms,
+    };
+    let out = inst
+        .encode_token_count(&ectx, tokens)
+        .await
+        .map_err(|f| dialect_fault(&plugin, &f))?;
+    log.finish(200, Outcome::Ok, None);
+    let mut resp = json_response(out);
+    resp.headers_mut().insert(
+        "x-orchestrator-token-count",
+        HeaderValue::from_static("estimate"),
+    );
+    Ok(resp)
+}
+
+fn json_response(body: String) -> Response {
+    let mut out = Response::new(Body::from(body));
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    out
+}
+
 /// Order the targets that can serve this request, or say why none can.
+/// A same-dialect target takes the request as it is; a translating target
+/// must declare every capability the canonical request needs.
 fn plan(
     route: &ModelRoute,
-    profile: &ChatProfile,
+    request: &Request,
+    ingress: &ChatIngress,
     live: &Live,
     snapshot: &Snapshot,
 ) -> Result<routing::Plan, ApiError> {
@@ -243,9 +504,22 @@ fn plan(
             .get(t.provider)
             .and_then(|p| snapshot.adapter(&p.adapter))
     };
+    let counting = ingress.operation == Operation::CountTokens;
+    let serves = |a: &Arc<LoadedPlugin>| {
+        if counting && !a.info.capabilities.iter().any(|c| c == "count-tokens") {
+            return false;
+        }
+        if ingress.dialect != Dialect::OpenAi && a.info.dialect == ingress.dialect.as_str() {
+            return true;
+        }
+        request
+            .canonical
+            .as_ref()
+            .is_some_and(|(_, p)| p.needs.iter().all(|c| a.info.has(*c)))
+    };
     let plan = routing::plan(
         route,
-        |t| adapter_of(t).is_some_and(|a| profile.needs.iter().all(|c| a.info.has(*c))),
+        |t| adapter_of(t).is_some_and(serves),
         &mut rand::rng(),
     );
     if !plan.0.is_empty() {
@@ -257,8 +531,18 @@ fn plan(
             "No adapter plugin for this model's providers is loaded.",
         ));
     }
-    let missing: Vec<&str> = profile
-        .needs
+    if counting {
+        return Err(ApiError::bad_request(
+            "No provider configured for this model can count tokens.",
+            None,
+        ));
+    }
+    let needs = request
+        .canonical
+        .as_ref()
+        .map(|(_, p)| p.needs.clone())
+        .unwrap_or_default();
+    let missing: Vec<&str> = needs
         .iter()
         .filter(|c| !loaded.iter().any(|a| a.info.has(**c)))
         .map(|c| c.as_str())
@@ -266,7 +550,7 @@ fn plan(
     Err(ApiError::bad_request(
         format!(
             "No provider configured for model `{}` supports: {}.",
-            crate::error::clip(&profile.model, 200),
+            crate::error::clip(&request.model, 200),
             if missing.is_empty() {
                 "this combination of features".to_string()
             } else {
@@ -284,7 +568,12 @@ struct Attempt<'a> {
     ctx: RequestContext,
     payload: &'a str,
     original: &'a Bytes,
-    profile: &'a ChatProfile,
+    request: &'a Request,
+    /// The client's dialect.
+    dialect: Dialect,
+    /// The target speaks the client's dialect: bytes pass through.
+    native: bool,
+    snapshot: &'a Snapshot,
     deadline: Instant,
 }
 
@@ -380,7 +669,7 @@ impl Attempt<'_> {
             return Err(self.classified(classified));
         }
         let headers = resp.headers.clone();
-        if !self.profile.stream {
+        if !self.request.stream {
             let remaining = self.remaining()?;
             let body = match tokio::time::timeout(remaining, resp.read_body()).await {
                 Err(_) => return Err(Failed::Final(ApiError::deadline())),
@@ -391,13 +680,10 @@ impl Attempt<'_> {
                 .parse_response(status, &headers, &body)
                 .await
                 .map_err(|e| self.call_error(e))?;
+            let body = self.encode(parsed.body, parsed.usage).await?;
             log.usage(parsed.usage);
             log.finish(200, Outcome::Ok, None);
-            let mut out = Response::new(Body::from(parsed.body));
-            out.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            let mut out = json_response(body);
             self.label(&mut out);
             return Ok(out);
         }
@@ -406,11 +692,7 @@ impl Attempt<'_> {
             .await
             .map_err(|f| self.fault(&f))?;
         let mut frames = resp.frames(up.framing);
-        let mut out = OpenAiStream::new(
-            &self.ctx.requested_model,
-            self.profile.include_usage,
-            self.ctx.received_at_ms / 1000,
-        );
+        let mut out = self.client_stream().await?;
         // Before the commit point: hold everything back, fail over on error.
         while !out.committed && !out.done {
             let remaining = self.remaining()?;
@@ -418,7 +700,7 @@ impl Attempt<'_> {
             match frames.next_within(wait).await {
                 None => {
                     let items = inst.finish().await.map_err(|e| self.call_error(e))?;
-                    out.absorb(items);
+                    out.absorb(items).await.map_err(Failed::Final)?;
                     if !out.done {
                         return Err(Failed::Retry(ApiError::upstream(
                             &orch_upstream::UpstreamError::Malformed("stream ended early".into()),
@@ -431,7 +713,7 @@ impl Attempt<'_> {
                 }
                 Some(Ok(frame)) => {
                     let items = inst.push(&frame).await.map_err(|e| self.call_error(e))?;
-                    out.absorb(items);
+                    out.absorb(items).await.map_err(Failed::Final)?;
                 }
             }
         }
@@ -465,6 +747,67 @@ impl Attempt<'_> {
             h.insert(ADAPTER_HEADER, v);
         }
         Ok(resp)
+    }
+
+    /// The client's body for a translated or passed-through response.
+    async fn encode(&self, body: String, usage: Option<Usage>) -> Result<String, Failed> {
+        if self.native || self.dialect == Dialect::OpenAi {
+            return Ok(body);
+        }
+        let mut inst = self.dialect_instance().await?;
+        let ectx = self.egress_context();
+        let out = if self.ctx.operation == Operation::CountTokens {
+            inst.encode_token_count(&ectx, usage.map_or(0, |u| u.input_tokens))
+                .await
+                .map_err(CallError::Fault)
+        } else {
+            inst.encode_response(&ectx, &body, usage).await
+        };
+        out.map_err(|e| Failed::Final(call_api_error(&e)))
+    }
+
+    async fn dialect_instance(&self) -> Result<orch_plugin_host::DialectInstance, Failed> {
+        let plugin = self
+            .snapshot
+            .dialect(self.dialect.as_str())
+            .cloned()
+            .ok_or_else(|| {
+                Failed::Final(ApiError::unavailable(format!(
+                    "The {} dialect plugin is not loaded.",
+                    self.dialect.as_str()
+                )))
+            })?;
+        plugin
+            .dialect(&self.ctx.request_id)
+            .await
+            .map_err(|f| Failed::Final(dialect_fault(&plugin, &f)))
+    }
+
+    fn egress_context(&self) -> orch_core::contract::EgressContext {
+        orch_core::contract::EgressContext {
+            request_id: self.ctx.request_id.clone(),
+            requested_model: self.ctx.requested_model.clone(),
+            received_at_ms: self.ctx.received_at_ms,
+        }
+    }
+
+    /// The client stream in the client's dialect.
+    async fn client_stream(&self) -> Result<ClientStream, Failed> {
+        if self.dialect == Dialect::OpenAi {
+            return Ok(ClientStream::openai(
+                &self.ctx.requested_model,
+                self.request.include_usage,
+                self.ctx.received_at_ms / 1000,
+            ));
+        }
+        if self.native {
+            return Ok(ClientStream::native(self.dialect));
+        }
+        let mut inst = self.dialect_instance().await?;
+        inst.start_stream(&self.egress_context())
+            .await
+            .map_err(|f| Failed::Final(dialect_fault(inst.plugin(), &f)))?;
+        Ok(ClientStream::plugin(inst, self.dialect))
     }
 
     fn label(&self, resp: &mut Response) {
@@ -514,7 +857,7 @@ fn host_classification(status: u16) -> ClassifiedError {
 struct Streaming {
     inst: AdapterInstance,
     frames: FrameReader,
-    out: OpenAiStream,
+    out: ClientStream,
     log: LogDraft,
     finished: bool,
 }
@@ -526,40 +869,52 @@ impl Streaming {
         }
         loop {
             if self.out.done {
+                let tail = self.out.tail().await;
+                let tail = match tail {
+                    Ok(t) => t,
+                    Err(e) => return Some(self.fail(e).await),
+                };
                 self.finished = true;
                 let usage = self.out.usage;
                 self.log.usage(usage);
                 self.log.finish(200, Outcome::Ok, None);
-                return Some(self.out.tail());
+                return Some(tail);
             }
             match self.frames.next().await {
                 None => match self.inst.finish().await {
                     Ok(items) => {
-                        self.out.absorb(items);
+                        if let Err(e) = self.out.absorb(items).await {
+                            return Some(self.fail(e).await);
+                        }
                         if !self.out.done {
-                            return Some(self.fail(ApiError::upstream(
-                                &orch_upstream::UpstreamError::Malformed(
-                                    "stream ended early".into(),
-                                ),
-                            )));
+                            return Some(
+                                self.fail(ApiError::upstream(
+                                    &orch_upstream::UpstreamError::Malformed(
+                                        "stream ended early".into(),
+                                    ),
+                                ))
+                                .await,
+                            );
                         }
                     }
-                    Err(e) => return Some(self.fail(call_api_error(&e))),
+                    Err(e) => return Some(self.fail(call_api_error(&e)).await),
                 },
-                Some(Err(e)) => return Some(self.fail(ApiError::upstream(&e))),
+                Some(Err(e)) => return Some(self.fail(ApiError::upstream(&e)).await),
                 Some(Ok(frame)) => {
                     if let Err(e) = self.push(&frame).await {
-                        return Some(self.fail(e));
+                        return Some(self.fail(e).await);
                     }
                     // Frames that already arrived go out in the same write:
                     // a burst costs one write, a paced stream is not delayed.
                     while !self.out.done {
                         match self.frames.next_ready() {
                             None | Some(None) => break,
-                            Some(Some(Err(e))) => return Some(self.fail(ApiError::upstream(&e))),
+                            Some(Some(Err(e))) => {
+                                return Some(self.fail(ApiError::upstream(&e)).await);
+                            }
                             Some(Some(Ok(frame))) => {
                                 if let Err(e) = self.push(&frame).await {
-                                    return Some(self.fail(e));
+                                    return Some(self.fail(e).await);
                                 }
                             }
                         }
@@ -578,11 +933,10 @@ impl Streaming {
             .push(frame)
             .await
             .map_err(|e| call_api_error(&e))?;
-        self.out.absorb(items);
-        Ok(())
+        self.out.absorb(items).await
     }
 
-    fn fail(&mut self, err: ApiError) -> Bytes {
+    async fn fail(&mut self, err: ApiError) -> Bytes {
         self.finished = true;
         tracing::info!(request_id = %self.log.rec.request_id, code = %err.code, "stream failed after the commit point");
         let usage = self.out.usage;
@@ -592,7 +946,7 @@ impl Streaming {
             Outcome::Partial,
             err.class.map(ErrorClass::as_str).or(Some("stream_error")),
         );
-        self.out.error_tail(&err)
+        self.out.error_tail(&err).await
     }
 }
 

@@ -2,8 +2,6 @@
 //! stream state: which chunks are held back, the single usage chunk at the
 //! end, `[DONE]`, and the in-stream error after the commit point.
 
-use std::time::Instant;
-
 use bytes::{BufMut, Bytes, BytesMut};
 use orch_core::contract::{ChunkKind, StreamItem, Usage};
 
@@ -30,60 +28,43 @@ struct ChunkHead {
     created: Option<u64>,
 }
 
-/// The OpenAI-dialect client stream of one request.
+/// The OpenAI-dialect encoding of one client stream: canonical chunks as
+/// they are, the single usage chunk at the end, `[DONE]`.
 pub(crate) struct OpenAiStream {
     buf: BytesMut,
-    /// The first content chunk was produced (the commit point).
-    pub(crate) committed: bool,
-    /// The upstream ended the stream normally.
-    pub(crate) done: bool,
     include_usage: bool,
-    pub(crate) usage: Option<Usage>,
     usage_chunk: Option<String>,
     head: Option<(String, u64)>,
     model: String,
     created_fallback: u64,
-    pub(crate) first_content_at: Option<Instant>,
 }
 
 impl OpenAiStream {
     pub(crate) fn new(model: &str, include_usage: bool, created_fallback: u64) -> Self {
         OpenAiStream {
             buf: BytesMut::with_capacity(1024),
-            committed: false,
-            done: false,
             include_usage,
-            usage: None,
             usage_chunk: None,
             head: None,
             model: model.to_string(),
             created_fallback,
-            first_content_at: None,
         }
     }
 
-    /// Take the decoder's items: encode chunks, remember usage and the end.
-    pub(crate) fn absorb(&mut self, items: Vec<StreamItem>) {
+    /// Encode the decoder's chunks; usage chunks are kept for the end.
+    pub(crate) fn absorb(&mut self, items: &[StreamItem]) {
         for item in items {
-            match item {
-                StreamItem::Usage(u) => self.usage = Some(u),
-                StreamItem::Done => self.done = true,
-                StreamItem::Chunk(c) => {
-                    if self.head.is_none()
-                        && let Ok(h) = serde_json::from_str::<ChunkHead>(&c.data)
-                        && let Some(id) = h.id
-                    {
-                        self.head = Some((id, h.created.unwrap_or(self.created_fallback)));
-                    }
-                    match c.kind {
-                        ChunkKind::Usage => self.usage_chunk = Some(c.data),
-                        ChunkKind::Content | ChunkKind::Meta => {
-                            if c.kind == ChunkKind::Content && !self.committed {
-                                self.committed = true;
-                                self.first_content_at = Some(Instant::now());
-                            }
-                            put_event(&mut self.buf, c.event.as_deref(), &c.data);
-                        }
+            if let StreamItem::Chunk(c) = item {
+                if self.head.is_none()
+                    && let Ok(h) = serde_json::from_str::<ChunkHead>(&c.data)
+                    && let Some(id) = h.id
+                {
+                    self.head = Some((id, h.created.unwrap_or(self.created_fallback)));
+                }
+                match c.kind {
+                    ChunkKind::Usage => self.usage_chunk = Some(c.data.clone()),
+                    ChunkKind::Content | ChunkKind::Meta => {
+                        put_event(&mut self.buf, c.event.as_deref(), &c.data);
                     }
                 }
             }
@@ -102,11 +83,11 @@ impl OpenAiStream {
 
     /// The normal end: what is buffered, exactly one usage chunk when the
     /// client asked for one, then `[DONE]`.
-    pub(crate) fn tail(&mut self) -> Bytes {
+    pub(crate) fn tail(&mut self, usage: Option<Usage>) -> Bytes {
         if self.include_usage {
             let chunk = match self.usage_chunk.take() {
                 Some(c) => c,
-                None => self.synthesized_usage_chunk(),
+                None => self.synthesized_usage_chunk(usage),
             };
             put_event(&mut self.buf, None, &chunk);
         }
@@ -121,8 +102,8 @@ impl OpenAiStream {
         self.take()
     }
 
-    fn synthesized_usage_chunk(&self) -> String {
-        let u = self.usage.unwrap_or_default();
+    fn synthesized_usage_chunk(&self, usage: Option<Usage>) -> String {
+        let u = usage.unwrap_or_default();
         let (id, created) = self
             .head
             .clone()
@@ -166,19 +147,17 @@ mod tests {
     #[test]
     fn holds_usage_chunk_to_the_end_and_emits_one() {
         let mut s = OpenAiStream::new("m", true, 5);
-        s.absorb(vec![chunk(
+        s.absorb(&[chunk(
             ChunkKind::Meta,
             r#"{"id":"c1","created":9,"choices":[]}"#,
         )]);
-        assert!(!s.committed);
-        s.absorb(vec![
+        s.absorb(&[
             chunk(ChunkKind::Content, r#"{"id":"c1","x":1}"#),
             chunk(ChunkKind::Usage, r#"{"id":"c1","usage":{"a":1}}"#),
             chunk(ChunkKind::Usage, r#"{"id":"c1","usage":{"a":2}}"#),
             StreamItem::Done,
         ]);
-        assert!(s.committed && s.done);
-        let out = String::from_utf8(s.tail().to_vec()).unwrap();
+        let out = String::from_utf8(s.tail(None).to_vec()).unwrap();
         assert_eq!(
             out,
             "data: {\"id\":\"c1\",\"created\":9,\"choices\":[]}\n\ndata: {\"id\":\"c1\",\"x\":1}\n\ndata: {\"id\":\"c1\",\"usage\":{\"a\":2}}\n\ndata: [DONE]\n\n"
@@ -188,15 +167,13 @@ mod tests {
     #[test]
     fn synthesizes_usage_when_only_typed_usage_came() {
         let mut s = OpenAiStream::new("m", true, 5);
-        s.absorb(vec![
-            chunk(ChunkKind::Content, r#"{"id":"c2","created":7}"#),
-            StreamItem::Usage(Usage {
-                input_tokens: 3,
-                output_tokens: 4,
-                ..Usage::default()
-            }),
-        ]);
-        let out = String::from_utf8(s.tail().to_vec()).unwrap();
+        s.absorb(&[chunk(ChunkKind::Content, r#"{"id":"c2","created":7}"#)]);
+        let usage = Usage {
+            input_tokens: 3,
+            output_tokens: 4,
+            ..Usage::default()
+        };
+        let out = String::from_utf8(s.tail(Some(usage)).to_vec()).unwrap();
         assert!(
             out.contains(r#""usage":{"completion_tokens":4"#)
                 || out.contains(r#""prompt_tokens":3"#),
@@ -208,11 +185,11 @@ mod tests {
     #[test]
     fn no_usage_chunk_unless_asked() {
         let mut s = OpenAiStream::new("m", false, 5);
-        s.absorb(vec![
+        s.absorb(&[
             chunk(ChunkKind::Content, "{}"),
             chunk(ChunkKind::Usage, r#"{"u":1}"#),
         ]);
-        let out = String::from_utf8(s.tail().to_vec()).unwrap();
+        let out = String::from_utf8(s.tail(None).to_vec()).unwrap();
         assert_eq!(out, "data: {}\n\ndata: [DONE]\n\n");
     }
 

@@ -354,3 +354,39 @@ mod tests {
         assert_eq!(std::str::from_utf8(&out).unwrap(), r#"{"m":3,"x":0}"#);
     }
 }
+
+/// A rough input-token estimate of a canonical request for when no provider
+/// can count: about four characters of text per token plus a few tokens of
+/// framing per message. Used only where the answer is marked as an estimate.
+pub fn estimate_input_tokens(body: &[u8]) -> u32 {
+    fn chars(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::String(s) => s.chars().count(),
+            serde_json::Value::Array(a) => a.iter().map(chars).sum(),
+            serde_json::Value::Object(o) => o.iter().map(|(k, v)| k.len().min(8) + chars(v)).sum(),
+            _ => 1,
+        }
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return 0;
+    };
+    let messages = v.get("messages").and_then(|m| m.as_array());
+    let framing = messages.map_or(0, |m| m.len() * 4);
+    let text = messages.map_or(0, |m| m.iter().map(chars).sum::<usize>())
+        + v.get("tools").map_or(0, chars);
+    u32::try_from(text.div_ceil(4) + framing).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod estimate_tests {
+    #[test]
+    fn estimates_grow_with_text() {
+        let short = br#"{"messages":[{"role":"user","content":"hi"}]}"#;
+        let long =
+            br#"{"messages":[{"role":"user","content":"hello there, how are you doing today?"}]}"#;
+        let a = super::estimate_input_tokens(short);
+        let b = super::estimate_input_tokens(long);
+        assert!(a >= 4 && b > a, "{a} {b}");
+        assert_eq!(super::estimate_input_tokens(b"nope"), 0);
+    }
+}

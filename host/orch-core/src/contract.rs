@@ -364,3 +364,69 @@ pub enum StreamItem {
     /// Normal end of stream.
     Done,
 }
+
+/// A client request handed to an ingress dialect plugin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressRequest {
+    /// What the endpoint does.
+    pub operation: Operation,
+    /// The model named in the URL path, for dialects that put it there.
+    pub path_model: Option<String>,
+    /// `Some(true)` when the endpoint itself streams.
+    pub endpoint_streams: Option<bool>,
+    /// Dialect-relevant client headers; never credentials.
+    pub headers: Vec<(String, String)>,
+    /// The request body.
+    pub body: Vec<u8>,
+}
+
+/// A client request decoded into the canonical form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedRequest {
+    /// The model the client asked for.
+    pub model: String,
+    /// Whether the client wants a stream.
+    pub streaming: bool,
+    /// The canonical request as JSON text.
+    pub body: String,
+}
+
+/// What a dialect encoder knows about the request it answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EgressContext {
+    /// The gateway's request id.
+    pub request_id: String,
+    /// The model name the client asked for.
+    pub requested_model: String,
+    /// When the gateway received the request, in Unix milliseconds.
+    pub received_at_ms: u64,
+}
+
+/// A configured model, for listings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelEntry {
+    /// The name clients use.
+    pub id: String,
+    /// Who serves it, for display.
+    pub owned_by: String,
+    /// When it was configured, in Unix seconds.
+    pub created: u64,
+}
+
+/// An error response rendered by a dialect plugin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: String,
+}
+
+/// One server-sent event for the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field.
+    pub event: Option<String>,
+    /// The `data:` field.
+    pub data: String,
+}

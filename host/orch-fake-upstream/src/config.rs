@@ -16,8 +16,8 @@ use crate::models;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FakeConfig {
-    /// Delay before the response headers of every chat completion response
-    /// (JSON, stream or error).
+    /// Delay before the response headers of every generation and
+    /// count-tokens response of any dialect (JSON, stream or error).
     pub latency_ms: u64,
     /// Streams: delay between the headers and the first chunk.
     pub ttft_ms: u64,
@@ -27,20 +27,29 @@ pub struct FakeConfig {
     /// Streams: delay before every chunk after the first (role) chunk, up to the
     /// last content or tool-call chunk.
     pub chunk_delay_ms: u64,
-    /// Fraction (`0.0..=1.0`) of normal chat requests that fail.
+    /// Fraction (`0.0..=1.0`) of normal generation and count-tokens requests
+    /// (any dialect) that fail.
     pub fail_rate: f64,
-    /// Statuses picked at random for failures; `0` resets the connection
-    /// without any response. Invalid HTTP statuses fail with 500.
+    /// Statuses picked at random for failures (rendered in the request's
+    /// dialect); `0` resets the connection without any response. Invalid
+    /// HTTP statuses fail with 500.
     pub fail_statuses: Vec<u16>,
-    /// Streams: abort the connection after this many SSE events (the role
-    /// chunk counts); the client sees a truncated body without `[DONE]`.
+    /// Streams: abort the connection after this many events (the first one
+    /// counts: OpenAI's role chunk, Anthropic's `message_start`, Gemini's
+    /// first response); the client sees a truncated body.
     pub cut_after: Option<usize>,
-    /// Streams: after this many SSE events send nothing more but keep the
+    /// Streams: after this many events send nothing more but keep the
     /// connection open until the client goes away.
     pub stall_after: Option<usize>,
-    /// When set, requests without `Authorization: Bearer <expect_key>` get 401.
+    /// When set, only this API key is accepted: OpenAI requests need
+    /// `Authorization: Bearer <expect_key>` (401 otherwise), Anthropic
+    /// requests `x-api-key: <expect_key>` (401 `authentication_error`),
+    /// Gemini requests `x-goog-api-key: <expect_key>` or `?key=<expect_key>`
+    /// (400 `API_KEY_INVALID`). Anthropic and Gemini requests always need
+    /// *some* key in their header, like the real APIs.
     pub expect_key: Option<String>,
-    /// Served models; when non-empty, other (non-magic) models get 404.
+    /// Served models (listed by every dialect's model listing); when
+    /// non-empty, other (non-magic) models get 404.
     pub models: Vec<String>,
 }
 
@@ -130,6 +139,16 @@ impl LiveConfig {
         }
     }
 
+    /// Whether an API key sent in a dialect's own header (`x-api-key`,
+    /// `x-goog-api-key`, Gemini's `key` query parameter) is accepted: any
+    /// key without [`FakeConfig::expect_key`], that one otherwise.
+    pub(crate) fn accepts_key(&self, key: &[u8]) -> bool {
+        self.config
+            .expect_key
+            .as_ref()
+            .is_none_or(|expected| expected.as_bytes() == key)
+    }
+
     /// Whether `model` is served (any model is when the list is empty).
     pub(crate) fn serves(&self, model: &str) -> bool {
         self.config.models.is_empty() || self.config.models.iter().any(|m| m == model)
@@ -195,5 +214,8 @@ mod tests {
         assert!(live.authorizes(Some(b"Bearer sk-1")));
         assert!(!live.authorizes(Some(b"Bearer sk-2")));
         assert!(!live.authorizes(None));
+        assert!(live.accepts_key(b"sk-1"));
+        assert!(!live.accepts_key(b"sk-2"));
+        assert!(LiveConfig::default().accepts_key(b"anything"));
     }
 }

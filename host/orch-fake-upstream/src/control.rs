@@ -19,7 +19,7 @@ pub(crate) enum ControlRoute {
     GetConfig,
     /// `POST /_fake/config` with a (partial) [`FakeConfig`] JSON body.
     SetConfig,
-    /// `GET /_fake/last_request`: the last chat request, or `null`.
+    /// `GET /_fake/last_request`: the last generation request, or `null`.
     LastRequest,
 }
 
@@ -30,7 +30,7 @@ pub(crate) async fn handle(
     body: Incoming,
 ) -> Response<ResponseBody> {
     match route {
-        ControlRoute::Stats => json(&shared.stats.snapshot()),
+        ControlRoute::Stats => json(&shared.snapshot()),
         ControlRoute::GetConfig => json(&shared.config()),
         ControlRoute::LastRequest => json(&shared.recorder.last()),
         ControlRoute::SetConfig => {

@@ -1,4 +1,5 @@
-//! `fake-upstream`: run the fake OpenAI-compatible provider as a process.
+//! `fake-upstream`: run the fake provider (OpenAI, Anthropic and Gemini
+//! APIs) as a process.
 //!
 //! Prints `fake-upstream listening on http://ADDR` once ready; logs go to
 //! stderr, filtered by `RUST_LOG` (warnings only by default).
@@ -13,41 +14,50 @@ use orch_fake_upstream::{FakeConfig, FakeUpstream};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-/// A fake OpenAI-compatible LLM provider for tests and benchmarks.
+/// A fake LLM provider speaking the OpenAI (/v1/chat/completions), Anthropic
+/// (/v1/messages) and Gemini (/v1beta/models/{model}:generateContent) APIs,
+/// for tests and benchmarks.
 #[derive(Debug, Parser)]
 #[command(name = "fake-upstream", version, about)]
 struct Cli {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:9090")]
     listen: SocketAddr,
-    /// Delay before the response headers of a chat completion.
+    /// Delay before the response headers of a generation or count-tokens
+    /// request (any dialect).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
     /// Streams: delay between the headers and the first chunk.
     #[arg(long, default_value_t = 0)]
     ttft_ms: u64,
-    /// Content chunks per stream.
+    /// Content chunks per stream (also the output tokens of a text reply).
     #[arg(long, default_value_t = 8)]
     chunks: usize,
-    /// Streams: delay before each content or tool-call chunk.
+    /// Streams: delay before each content, tool-call or thinking chunk.
     #[arg(long, default_value_t = 0)]
     chunk_delay_ms: u64,
-    /// Fraction (0.0..=1.0) of chat requests that fail.
+    /// Fraction (0.0..=1.0) of generation requests (any dialect) that fail.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     fail_rate: f64,
-    /// Statuses picked at random for failures; 0 resets the connection.
+    /// Statuses picked at random for failures (rendered in the request's
+    /// dialect); 0 resets the connection.
     #[arg(long, value_delimiter = ',', default_value = "500")]
     fail_statuses: Vec<u16>,
-    /// Streams: abort the connection after N events.
+    /// Streams: abort the connection after N events (SSE events, or Gemini
+    /// JSON-array elements).
     #[arg(long)]
     cut_after: Option<usize>,
     /// Streams: send nothing after N events but keep the connection open.
     #[arg(long)]
     stall_after: Option<usize>,
-    /// Require `Authorization: Bearer <KEY>`.
+    /// Accept only this API key: `Authorization: Bearer <KEY>` (OpenAI),
+    /// `x-api-key: <KEY>` (Anthropic), `x-goog-api-key: <KEY>` or `?key=<KEY>`
+    /// (Gemini). Without it any key is accepted (Anthropic and Gemini still
+    /// need one).
     #[arg(long, env = "FAKE_UPSTREAM_EXPECT_KEY", hide_env_values = true)]
     expect_key: Option<String>,
-    /// Served models (comma-separated); others get 404.
+    /// Served models (comma-separated); others get 404 (magic model names
+    /// such as status-429 are always served).
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Tokio worker threads [default: available parallelism].

@@ -1,5 +1,5 @@
 //! Per-request scenarios: magic model names and configured faults, resolved
-//! into what one chat request should get.
+//! into what one generation request (any dialect) should get.
 
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ pub(crate) enum Scenario {
     CutAfter(usize),
     /// `stall-after-<n>`: stop the stream after `n` events, keep it open.
     StallAfter(usize),
-    /// `error-event`: a role chunk, then an error event, then the end.
+    /// `error-event`: the first event, then an in-stream error, then the end.
     ErrorEvent,
     /// `slow-<ms>`: this latency before the headers.
     Slow(Duration),
@@ -72,7 +72,7 @@ impl StreamFault {
     }
 }
 
-/// What a valid chat request gets.
+/// What a valid generation request gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
     /// An error response with this status.

@@ -23,9 +23,10 @@ use tokio::task::JoinSet;
 
 use crate::control::{self, ControlRoute};
 use crate::error::{ApiError, InjectedFault};
+use crate::gemini::{self, GeminiRoute};
 use crate::state::Shared;
 use crate::stream::SseBody;
-use crate::{chat, models};
+use crate::{anthropic, chat, models};
 
 /// Largest accepted request body (data-URL images can be big).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -106,8 +107,15 @@ async fn serve_connection(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Chat,
+    AnthropicMessages,
+    AnthropicCountTokens,
+    /// OpenAI or (with an `anthropic-version` header) Anthropic shape.
     ListModels,
+    /// OpenAI or (with an `anthropic-version` header) Anthropic shape.
     RetrieveModel,
+    /// Anything under `/v1beta/`, `POST /v1/models/{model}:{method}`, and
+    /// (decided by the dispatcher) model listings carrying a Gemini key.
+    Gemini(GeminiRoute),
     Control(ControlRoute),
     Unknown,
 }
@@ -118,12 +126,20 @@ impl Route {
     fn of(method: &Method, path: &str) -> Self {
         match (method, path) {
             (&Method::POST, "/v1/chat/completions") => Self::Chat,
+            (&Method::POST, "/v1/messages") => Self::AnthropicMessages,
+            (&Method::POST, "/v1/messages/count_tokens") => Self::AnthropicCountTokens,
             (&Method::GET, "/v1/models") => Self::ListModels,
             (&Method::GET, path) if path.starts_with(MODELS_PREFIX) => Self::RetrieveModel,
             (&Method::GET, "/_fake/stats") => Self::Control(ControlRoute::Stats),
             (&Method::GET, "/_fake/config") => Self::Control(ControlRoute::GetConfig),
             (&Method::POST, "/_fake/config") => Self::Control(ControlRoute::SetConfig),
             (&Method::GET, "/_fake/last_request") => Self::Control(ControlRoute::LastRequest),
+            (&Method::POST, path) if gemini::is_gemini_post(path) => {
+                Self::Gemini(GeminiRoute::of(&Method::POST, path))
+            }
+            (method, path) if path.starts_with(gemini::BETA_PREFIX) => {
+                Self::Gemini(GeminiRoute::of(method, path))
+            }
             _ => Self::Unknown,
         }
     }
@@ -134,7 +150,14 @@ async fn dispatch(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, InjectedFault> {
-    let result = match Route::of(request.method(), request.uri().path()) {
+    let mut route = Route::of(request.method(), request.uri().path());
+    if matches!(route, Route::ListModels | Route::RetrieveModel)
+        && !is_anthropic(request.headers())
+        && gemini::has_gemini_key(request.headers(), request.uri().query())
+    {
+        route = Route::Gemini(GeminiRoute::of(request.method(), request.uri().path()));
+    }
+    let result = match route {
         Route::Chat => {
             let (parts, body) = request.into_parts();
             match read_body(body).await {
@@ -142,11 +165,36 @@ async fn dispatch(
                 Err(error) => Ok(error.into_response()),
             }
         }
+        Route::AnthropicMessages | Route::AnthropicCountTokens => {
+            let (parts, body) = request.into_parts();
+            match read_body(body).await {
+                Ok(body) if route == Route::AnthropicMessages => {
+                    anthropic::messages(&shared, parts, body).await
+                }
+                Ok(body) => anthropic::count_tokens(&shared, parts, body).await,
+                Err(error) => Ok(anthropic::error::AnthropicError {
+                    status: error.status,
+                    message: error.message,
+                    ..anthropic::error::AnthropicError::invalid_request("")
+                }
+                .into_response(&shared.ids.next("req_"))),
+            }
+        }
+        Route::ListModels if is_anthropic(request.headers()) => Ok(anthropic::models::list(
+            &shared,
+            request.headers(),
+            request.uri().query(),
+        )),
         Route::ListModels => Ok(models::list(&shared, request.headers())),
         Route::RetrieveModel => {
             let id = request.uri().path().trim_start_matches(MODELS_PREFIX);
-            Ok(models::retrieve(&shared, request.headers(), id))
+            if is_anthropic(request.headers()) {
+                Ok(anthropic::models::retrieve(&shared, request.headers(), id))
+            } else {
+                Ok(models::retrieve(&shared, request.headers(), id))
+            }
         }
+        Route::Gemini(route) => gemini::handle(&shared, route, request).await,
         Route::Control(route) => {
             return Ok(control::handle(&shared, route, request.into_body()).await);
         }
@@ -158,6 +206,11 @@ async fn dispatch(
         shared.stats.count_response(response.status());
     }
     result
+}
+
+/// Whether a request speaks Anthropic (it names an API version).
+fn is_anthropic(headers: &http::HeaderMap) -> bool {
+    headers.contains_key("anthropic-version")
 }
 
 /// Reads a whole request body, up to [`MAX_BODY_BYTES`].
@@ -227,6 +280,17 @@ pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Respons
     response
 }
 
+/// A 200 `application/json` response streamed like an SSE body (Gemini's
+/// streamed JSON array).
+pub(crate) fn streamed_json_response(body: SseBody) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::Sse(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    response
+}
+
 /// A 200 `text/event-stream` response.
 pub(crate) fn sse_response(body: SseBody) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::Sse(body));
@@ -255,8 +319,24 @@ mod tests {
         );
         assert_eq!(Route::of(&Method::GET, "/v1/models"), Route::ListModels);
         assert_eq!(
+            Route::of(&Method::POST, "/v1/messages"),
+            Route::AnthropicMessages
+        );
+        assert_eq!(
+            Route::of(&Method::POST, "/v1/messages/count_tokens"),
+            Route::AnthropicCountTokens
+        );
+        assert_eq!(
             Route::of(&Method::GET, "/v1/models/x"),
             Route::RetrieveModel
+        );
+        assert_eq!(
+            Route::of(&Method::POST, "/v1beta/models/g:generateContent"),
+            Route::Gemini(GeminiRoute::Generate)
+        );
+        assert_eq!(
+            Route::of(&Method::POST, "/v1/models/g:streamGenerateContent"),
+            Route::Gemini(GeminiRoute::StreamGenerate)
         );
         assert_eq!(
             Route::of(&Method::POST, "/_fake/config"),

@@ -6,16 +6,19 @@ use arc_swap::ArcSwap;
 
 use crate::chat::reply::IdGenerator;
 use crate::config::{FakeConfig, LiveConfig};
+use crate::prompt_cache::PromptCache;
 use crate::record::Recorder;
-use crate::stats::Stats;
+use crate::stats::{Stats, StatsSnapshot};
 
-/// Configuration (swapped atomically), counters, the last request and ids.
+/// Configuration (swapped atomically), counters, the last request, ids and
+/// the prompt prefixes seen.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) live: ArcSwap<LiveConfig>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) recorder: Recorder,
     pub(crate) ids: IdGenerator,
+    pub(crate) prompt_cache: PromptCache,
 }
 
 impl Shared {
@@ -25,6 +28,15 @@ impl Shared {
             stats: Arc::default(),
             recorder: Recorder::default(),
             ids: IdGenerator::default(),
+            prompt_cache: PromptCache::default(),
+        }
+    }
+
+    /// The counters plus a summary of the last recorded request.
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            last_request: self.recorder.summary(),
+            ..self.stats.snapshot()
         }
     }
 

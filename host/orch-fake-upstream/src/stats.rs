@@ -6,16 +6,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use crate::record::RequestSummary;
+
 /// A point-in-time copy of the fake upstream's counters.
 ///
 /// Control endpoints (`/_fake/*`) are not counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StatsSnapshot {
     /// TCP connections accepted.
     pub connections_accepted: u64,
     /// `POST /v1/chat/completions` requests received (valid or not).
     pub chat_requests: u64,
-    /// `GET /v1/models` and `GET /v1/models/{id}` requests received.
+    /// Anthropic `POST /v1/messages` requests received (valid or not).
+    pub anthropic_requests: u64,
+    /// Anthropic `POST /v1/messages/count_tokens` requests received.
+    pub anthropic_count_tokens_requests: u64,
+    /// Gemini `:generateContent` and `:streamGenerateContent` requests received.
+    pub gemini_requests: u64,
+    /// Gemini `:countTokens` requests received.
+    pub gemini_count_tokens_requests: u64,
+    /// Gemini requests (any endpoint) that carried the API key in the `key`
+    /// query parameter instead of the `x-goog-api-key` header.
+    pub gemini_key_in_query: u64,
+    /// Model listings and lookups received, all dialects (`GET /v1/models`,
+    /// `GET /v1/models/{id}`, `GET /v1beta/models`, `GET /v1beta/models/{model}`).
     pub model_list_requests: u64,
     /// Responses sent, by HTTP status (streams count as their 200).
     pub responses_by_status: BTreeMap<u16, u64>,
@@ -35,8 +50,18 @@ pub struct StatsSnapshot {
     pub auth_failures: u64,
     /// Failures injected by `fail_rate` (statuses and resets).
     pub injected_failures: u64,
-    /// Replies that called tools.
+    /// Replies that called tools (all dialects).
     pub tool_call_responses: u64,
+    /// Replies that included thinking (Anthropic `thinking` blocks, Gemini
+    /// thought parts or thought signatures).
+    pub thinking_responses: u64,
+    /// Requests rejected because a thinking signature was missing or wrong
+    /// (Anthropic `thinking` blocks, Gemini `thoughtSignature`s).
+    pub signature_rejections: u64,
+    /// Where the last recorded generation request went and which headers
+    /// it carried (names only) — see [`crate::FakeUpstream::last_request`]
+    /// for the full request.
+    pub last_request: Option<RequestSummary>,
 }
 
 /// One monotonically increasing counter.
@@ -61,6 +86,11 @@ const STATUS_SLOTS: usize = 1000;
 pub(crate) struct Stats {
     pub(crate) connections_accepted: Counter,
     pub(crate) chat_requests: Counter,
+    pub(crate) anthropic_requests: Counter,
+    pub(crate) anthropic_count_tokens_requests: Counter,
+    pub(crate) gemini_requests: Counter,
+    pub(crate) gemini_count_tokens_requests: Counter,
+    pub(crate) gemini_key_in_query: Counter,
     pub(crate) model_list_requests: Counter,
     pub(crate) streams_started: Counter,
     pub(crate) streams_completed: Counter,
@@ -71,6 +101,8 @@ pub(crate) struct Stats {
     pub(crate) auth_failures: Counter,
     pub(crate) injected_failures: Counter,
     pub(crate) tool_call_responses: Counter,
+    pub(crate) thinking_responses: Counter,
+    pub(crate) signature_rejections: Counter,
     by_status: Box<[Counter]>,
 }
 
@@ -79,6 +111,11 @@ impl Default for Stats {
         Self {
             connections_accepted: Counter::default(),
             chat_requests: Counter::default(),
+            anthropic_requests: Counter::default(),
+            anthropic_count_tokens_requests: Counter::default(),
+            gemini_requests: Counter::default(),
+            gemini_count_tokens_requests: Counter::default(),
+            gemini_key_in_query: Counter::default(),
             model_list_requests: Counter::default(),
             streams_started: Counter::default(),
             streams_completed: Counter::default(),
@@ -89,6 +126,8 @@ impl Default for Stats {
             auth_failures: Counter::default(),
             injected_failures: Counter::default(),
             tool_call_responses: Counter::default(),
+            thinking_responses: Counter::default(),
+            signature_rejections: Counter::default(),
             by_status: (0..STATUS_SLOTS).map(|_| Counter::default()).collect(),
         }
     }
@@ -102,6 +141,8 @@ impl Stats {
         }
     }
 
+    /// The counters (without [`StatsSnapshot::last_request`], which the
+    /// recorder knows).
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let responses_by_status = (0u16..)
             .zip(self.by_status.iter())
@@ -111,6 +152,11 @@ impl Stats {
         StatsSnapshot {
             connections_accepted: self.connections_accepted.get(),
             chat_requests: self.chat_requests.get(),
+            anthropic_requests: self.anthropic_requests.get(),
+            anthropic_count_tokens_requests: self.anthropic_count_tokens_requests.get(),
+            gemini_requests: self.gemini_requests.get(),
+            gemini_count_tokens_requests: self.gemini_count_tokens_requests.get(),
+            gemini_key_in_query: self.gemini_key_in_query.get(),
             model_list_requests: self.model_list_requests.get(),
             responses_by_status,
             streams_started: self.streams_started.get(),
@@ -122,6 +168,9 @@ impl Stats {
             auth_failures: self.auth_failures.get(),
             injected_failures: self.injected_failures.get(),
             tool_call_responses: self.tool_call_responses.get(),
+            thinking_responses: self.thinking_responses.get(),
+            signature_rejections: self.signature_rejections.get(),
+            last_request: None,
         }
     }
 }

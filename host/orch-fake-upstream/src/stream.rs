@@ -1,9 +1,12 @@
-//! Server-sent-event streams of `chat.completion.chunk`s.
+//! Streamed responses: the OpenAI `chat.completion.chunk` SSE rendering and
+//! the machinery every dialect's stream plays on.
 //!
-//! A reply is rendered up front into one buffer of SSE events (one
-//! allocation); [`SseBody`] then hands the events to hyper one frame at a
-//! time, sleeping where the configuration asks for pacing and injecting
-//! cuts and stalls.
+//! A reply is rendered up front into one buffer of events (one allocation,
+//! built with a [`ScriptBuilder`]); [`SseBody`] then hands the events to
+//! hyper one frame at a time, sleeping where the configuration asks for
+//! pacing and injecting cuts and stalls. An "event" is whatever the dialect
+//! streams as one unit (an SSE event, or one element of Gemini's streamed
+//! JSON array); faults count them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,9 +34,10 @@ pub(crate) struct StreamOptions {
     pub(crate) ttft: Duration,
     /// Delay before each content or tool-call chunk.
     pub(crate) chunk_delay: Duration,
-    /// Add `"usage": null` to every chunk and a final usage chunk.
+    /// OpenAI: add `"usage": null` to every chunk and a final usage chunk
+    /// (the other dialects always report usage).
     pub(crate) include_usage: bool,
-    /// Send an error event after the role chunk and end there.
+    /// Send an error event after the first event and end there.
     pub(crate) error_event: bool,
 }
 
@@ -49,8 +53,97 @@ struct ScriptedEvent {
 pub(crate) struct SseScript {
     buf: Bytes,
     events: Vec<ScriptedEvent>,
-    /// Whether the last event is `data: [DONE]`.
+    /// Whether the last event ends the stream normally (`data: [DONE]`,
+    /// `message_stop`, the chunk with `finishReason`).
     completes: bool,
+}
+
+/// Builds an [`SseScript`] one event at a time.
+#[derive(Debug, Default)]
+pub(crate) struct ScriptBuilder {
+    buf: Vec<u8>,
+    events: Vec<ScriptedEvent>,
+}
+
+impl ScriptBuilder {
+    pub(crate) fn with_capacity(bytes: usize, events: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(bytes),
+            events: Vec::with_capacity(events),
+        }
+    }
+
+    /// Appends the event `data: <json>\n\n`.
+    pub(crate) fn data(
+        &mut self,
+        delay: Duration,
+        data: &impl Serialize,
+    ) -> serde_json::Result<()> {
+        self.framed(delay, b"data: ", data, b"\n\n")
+    }
+
+    /// Appends the event `event: <name>\ndata: <json>\n\n`.
+    pub(crate) fn named(
+        &mut self,
+        delay: Duration,
+        name: &str,
+        data: &impl Serialize,
+    ) -> serde_json::Result<()> {
+        self.buf.extend_from_slice(b"event: ");
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b'\n');
+        self.framed(delay, b"data: ", data, b"\n\n")
+    }
+
+    /// Appends one event made of `prefix`, `data` as JSON and `suffix`.
+    pub(crate) fn framed(
+        &mut self,
+        delay: Duration,
+        prefix: &[u8],
+        data: &impl Serialize,
+        suffix: &[u8],
+    ) -> serde_json::Result<()> {
+        self.buf.extend_from_slice(prefix);
+        serde_json::to_writer(&mut self.buf, data)?;
+        self.buf.extend_from_slice(suffix);
+        self.events.push(ScriptedEvent {
+            end: self.buf.len(),
+            delay,
+        });
+        Ok(())
+    }
+
+    /// Appends one event of raw bytes.
+    pub(crate) fn raw(&mut self, delay: Duration, event: &[u8]) {
+        self.buf.extend_from_slice(event);
+        self.events.push(ScriptedEvent {
+            end: self.buf.len(),
+            delay,
+        });
+    }
+
+    /// Appends bytes to the last event (or, before any event, to the first).
+    pub(crate) fn extend_last(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        if let Some(last) = self.events.last_mut() {
+            last.end = self.buf.len();
+        }
+    }
+
+    /// Number of events so far.
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The finished script; `completes` says whether it ends the stream
+    /// normally.
+    pub(crate) fn finish(self, completes: bool) -> SseScript {
+        SseScript {
+            buf: Bytes::from(self.buf),
+            events: self.events,
+            completes,
+        }
+    }
 }
 
 impl SseScript {
@@ -59,8 +152,7 @@ impl SseScript {
         let mut writer = ScriptWriter {
             reply,
             usage: options.include_usage.then_some(None),
-            buf: Vec::with_capacity(512 + 256 * reply.chunks),
-            events: Vec::with_capacity(reply.chunks + 8),
+            out: ScriptBuilder::with_capacity(512 + 256 * reply.chunks, reply.chunks + 8),
         };
         let role_content = match reply.turn {
             Turn::Text(_) => Some(""),
@@ -84,7 +176,7 @@ impl SseScript {
                     error: error.object(),
                 },
             )?;
-            return Ok(writer.finish(false));
+            return Ok(writer.out.finish(false));
         }
 
         match &reply.turn {
@@ -131,13 +223,19 @@ impl SseScript {
         if options.include_usage {
             writer.usage_chunk()?;
         }
-        writer.raw(b"data: [DONE]\n\n");
-        Ok(writer.finish(true))
+        writer.out.raw(Duration::ZERO, b"data: [DONE]\n\n");
+        Ok(writer.out.finish(true))
     }
 
     /// Number of events.
     pub(crate) fn len(&self) -> usize {
         self.events.len()
+    }
+
+    /// The whole rendered stream.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf
     }
 }
 
@@ -145,8 +243,7 @@ struct ScriptWriter<'a> {
     reply: &'a Reply<'a>,
     /// `Some(None)` writes `"usage": null` into every chunk.
     usage: Option<Option<&'a Usage>>,
-    buf: Vec<u8>,
-    events: Vec<ScriptedEvent>,
+    out: ScriptBuilder,
 }
 
 impl ScriptWriter<'_> {
@@ -173,30 +270,7 @@ impl ScriptWriter<'_> {
     }
 
     fn event(&mut self, delay: Duration, data: &impl Serialize) -> serde_json::Result<()> {
-        self.buf.extend_from_slice(b"data: ");
-        serde_json::to_writer(&mut self.buf, data)?;
-        self.buf.extend_from_slice(b"\n\n");
-        self.events.push(ScriptedEvent {
-            end: self.buf.len(),
-            delay,
-        });
-        Ok(())
-    }
-
-    fn raw(&mut self, event: &[u8]) {
-        self.buf.extend_from_slice(event);
-        self.events.push(ScriptedEvent {
-            end: self.buf.len(),
-            delay: Duration::ZERO,
-        });
-    }
-
-    fn finish(self, completes: bool) -> SseScript {
-        SseScript {
-            buf: Bytes::from(self.buf),
-            events: self.events,
-            completes,
-        }
+        self.out.data(delay, data)
     }
 }
 

@@ -319,3 +319,84 @@ pub(crate) fn plugin_info(i: t::PluginInfo) -> Result<c::PluginInfo, String> {
         description: cut(i.description, 512),
     })
 }
+
+pub(crate) fn operation(op: c::Operation) -> t::Operation {
+    match op {
+        c::Operation::Chat => t::Operation::Chat,
+        c::Operation::CountTokens => t::Operation::CountTokens,
+        c::Operation::Embeddings => t::Operation::Embeddings,
+    }
+}
+
+fn class_back(k: c::ErrorClass) -> t::ErrorClass {
+    match k {
+        c::ErrorClass::BadRequest => t::ErrorClass::BadRequest,
+        c::ErrorClass::Authentication => t::ErrorClass::Authentication,
+        c::ErrorClass::PermissionDenied => t::ErrorClass::PermissionDenied,
+        c::ErrorClass::NotFound => t::ErrorClass::NotFound,
+        c::ErrorClass::ContextLength => t::ErrorClass::ContextLength,
+        c::ErrorClass::ContentFilter => t::ErrorClass::ContentFilter,
+        c::ErrorClass::RateLimited => t::ErrorClass::RateLimited,
+        c::ErrorClass::Overloaded => t::ErrorClass::Overloaded,
+        c::ErrorClass::Server => t::ErrorClass::Server,
+        c::ErrorClass::Timeout => t::ErrorClass::Timeout,
+        c::ErrorClass::Unsupported => t::ErrorClass::Unsupported,
+    }
+}
+
+pub(crate) fn plugin_error_back(e: &c::ClassifiedError) -> t::PluginError {
+    t::PluginError {
+        class: class_back(e.class),
+        retryable: e.retryable,
+        status: e.status,
+        code: e.code.clone(),
+        param: e.param.clone(),
+        message: e.message.clone(),
+        retry_after_ms: e.retry_after_ms,
+    }
+}
+
+pub(crate) fn usage_back(u: &c::Usage) -> t::Usage {
+    t::Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        cached_input_tokens: u.cached_input_tokens,
+        cache_write_input_tokens: u.cache_write_input_tokens,
+        reasoning_tokens: u.reasoning_tokens,
+    }
+}
+
+/// Check a dialect's SSE events: bounded in total, event names on one line.
+/// Data need not be JSON (a dialect may send `[DONE]`-style markers) but it
+/// must be text without NUL.
+pub(crate) fn sse_events(
+    events: Vec<t::SseEvent>,
+    limit: usize,
+) -> Result<Vec<c::SseEvent>, PluginFault> {
+    let mut total = 0usize;
+    events
+        .into_iter()
+        .map(|e| {
+            total += e.data.len();
+            if total > limit {
+                return Err(PluginFault::OutputTooLarge { size: total, limit });
+            }
+            if let Some(ev) = &e.event
+                && (ev.is_empty() || ev.len() > 128 || ev.bytes().any(|b| b < 0x20))
+            {
+                return Err(PluginFault::InvalidOutput(
+                    "stream event name is invalid".into(),
+                ));
+            }
+            if e.data.contains('\0') {
+                return Err(PluginFault::InvalidOutput(
+                    "stream event data has NUL".into(),
+                ));
+            }
+            Ok(c::SseEvent {
+                event: e.event,
+                data: e.data,
+            })
+        })
+        .collect()
+}

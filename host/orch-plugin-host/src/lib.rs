@@ -11,6 +11,7 @@
 mod adapter;
 mod bindings;
 mod convert;
+mod dialect;
 mod error;
 mod host_state;
 mod loader;
@@ -19,6 +20,7 @@ mod runtime;
 mod watcher;
 
 pub use adapter::AdapterInstance;
+pub use dialect::DialectInstance;
 pub use error::{CallError, PluginFault};
 pub use loader::LoadedPlugin;
 pub use registry::{FileState, PluginHost, ReloadReport, Snapshot};

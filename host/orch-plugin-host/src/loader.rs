@@ -12,6 +12,7 @@ use wasmtime::component::{Component, InstancePre};
 use crate::adapter::AdapterInstance;
 use crate::bindings::{adapter, dialect, transformer};
 use crate::convert;
+use crate::dialect::DialectInstance;
 use crate::error::PluginFault;
 use crate::host_state::HostState;
 use crate::runtime::{Runtime, arm, settle};
@@ -70,6 +71,34 @@ impl LoadedPlugin {
         ctx: &RequestContext,
     ) -> Result<AdapterInstance, PluginFault> {
         AdapterInstance::new(self.clone(), ctx).await
+    }
+
+    /// Instantiate this dialect for one request.
+    pub async fn dialect(
+        self: &Arc<Self>,
+        request_id: &str,
+    ) -> Result<DialectInstance, PluginFault> {
+        DialectInstance::new(self.clone(), request_id).await
+    }
+
+    pub(crate) async fn instantiate_dialect(
+        &self,
+        request_id: &str,
+    ) -> Result<(Store<HostState>, dialect::Guest), PluginFault> {
+        let Exports::Dialect(indices) = &self.exports else {
+            return Err(PluginFault::InvalidOutput(format!(
+                "{} is not a dialect",
+                self.label()
+            )));
+        };
+        let mut store = self
+            .runtime
+            .new_store(self.label().into(), request_id.into());
+        let instance = instantiate(&mut store, &self.pre, &self.runtime).await?;
+        let guest = indices
+            .load(&mut store, &instance)
+            .map_err(|e| PluginFault::Trap(e.to_string()))?;
+        Ok((store, guest))
     }
 
     pub(crate) async fn instantiate_adapter(

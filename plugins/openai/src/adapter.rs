@@ -4,7 +4,7 @@
 //! component exports.
 
 use orch_plugin_sdk::{
-    Adapter, ChunkKind, ErrorClass, ErrorDetails, Frame, Headers, JsonEdit, Operation,
+    Adapter, ChunkKind, Credential, ErrorClass, ErrorDetails, Frame, Headers, JsonEdit, Operation,
     ParsedResponse, PluginError, PluginInfo, Provider, RequestContext, StreamChunk, StreamDecoder,
     StreamItem, UpstreamRequest, UpstreamRequestBuilder, capability, classify_details,
     json::RawObject,
@@ -15,12 +15,20 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Option keys a provider may set, for error messages.
-const OPTION_KEYS: &str = "organization, project, headers, stream_usage";
+const OPTION_KEYS: &str = "organization, project, headers, stream_usage, azure";
+
+/// Keys of the `azure` option, for error messages.
+const AZURE_KEYS: &str = "deployment, api_version";
+
+/// The Azure OpenAI `api-version` used when the `azure` option names none
+/// (the latest GA version of the data-plane inference API).
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
 /// Extra headers the adapter sets itself or that carry secrets; they cannot be
 /// configured through the `headers` option.
 const RESERVED_HEADERS: &[&str] = &[
     "accept",
+    "api-key",
     "authorization",
     "content-length",
     "content-type",
@@ -31,16 +39,43 @@ const RESERVED_HEADERS: &[&str] = &[
 
 /// The adapter for OpenAI's Chat Completions API and every OpenAI-compatible
 /// API (vLLM, Ollama, DeepSeek, Groq, OpenRouter, ...), selected by the
-/// provider's `base_url`.
+/// provider's `base_url`, and for Azure OpenAI, selected by the `azure`
+/// option.
 ///
 /// Provider options (all optional):
 ///
 /// | key | type | meaning |
 /// |---|---|---|
-/// | `organization` | string | sent as `openai-organization` |
-/// | `project` | string | sent as `openai-project` |
+/// | `organization` | string | sent as `openai-organization` (not with `azure`) |
+/// | `project` | string | sent as `openai-project` (not with `azure`) |
 /// | `headers` | object of string → string | extra static headers |
 /// | `stream_usage` | bool, default `true` | ask the upstream for usage in streams (`stream_options.include_usage`) |
+/// | `azure` | object | the provider is Azure OpenAI: `{"deployment": string, "api_version": string}`, both optional (`{}` is enough) |
+///
+/// # Azure OpenAI
+///
+/// With `azure` set, `base_url` is the resource endpoint
+/// (`https://<resource>.openai.azure.com`, without `/openai`) and
+///
+/// * chat requests go to
+///   `{base_url}/openai/deployments/{deployment}/chat/completions?api-version={api_version}`;
+/// * `deployment` defaults to the upstream model of the attempt (name
+///   deployments after their models and one provider serves them all), and
+///   `api_version` to [`AZURE_DEFAULT_API_VERSION`];
+/// * the key goes in the `api-key` header instead of `authorization: Bearer`;
+/// * the probe lists the models: `GET {base_url}/openai/models?api-version=…`.
+///
+/// Bodies, responses, streams and errors are OpenAI's (Azure's extra fields
+/// such as `prompt_filter_results` pass through; its `content_filter` error
+/// code is a `content-filter` error).
+///
+/// ```toml
+/// [[providers]]
+/// name = "azure-east"
+/// adapter = "openai"
+/// base_url = "https://my-resource.openai.azure.com"
+/// options = { azure = { api_version = "2024-10-21" } }
+/// ```
 #[derive(Debug)]
 pub struct OpenAi;
 
@@ -63,7 +98,10 @@ impl Adapter for OpenAi {
 
     fn check_provider(provider: &Provider) -> Result<(), PluginError> {
         check_base_url(provider)?;
-        Options::parse(provider)?;
+        let options = Options::parse(provider)?;
+        if options.azure.is_some() {
+            check_azure_base_url(provider)?;
+        }
         Ok(())
     }
 
@@ -87,10 +125,18 @@ impl Adapter for OpenAi {
         } else {
             "application/json"
         };
-        let request = UpstreamRequest::post(endpoint(&ctx.provider.base_url, "chat/completions"))
+        let url = match &options.azure {
+            Some(azure) => azure.chat_url(&ctx.provider.base_url, &ctx.upstream_model)?,
+            None => endpoint(&ctx.provider.base_url, "chat/completions"),
+        };
+        let request = UpstreamRequest::post(url)
             .header("content-type", "application/json")
             .header("accept", accept);
-        Ok(options.apply(request).bearer().forward(edits).build())
+        Ok(options
+            .apply(request)
+            .credential(options.credential())
+            .forward(edits)
+            .build())
     }
 
     fn parse_response(
@@ -128,9 +174,17 @@ impl Adapter for OpenAi {
 
     fn probe_request(provider: &Provider) -> Option<UpstreamRequest> {
         let options = Options::parse(provider).unwrap_or_default();
-        let request = UpstreamRequest::get(endpoint(&provider.base_url, "models"))
-            .header("accept", "application/json");
-        Some(options.apply(request).bearer().build())
+        let url = match &options.azure {
+            Some(azure) => azure.models_url(&provider.base_url),
+            None => endpoint(&provider.base_url, "models"),
+        };
+        let request = UpstreamRequest::get(url).header("accept", "application/json");
+        Some(
+            options
+                .apply(request)
+                .credential(options.credential())
+                .build(),
+        )
     }
 
     fn judge_probe(
@@ -169,6 +223,109 @@ pub struct Options {
     pub headers: Headers,
     /// Ask the upstream for usage in streams.
     pub stream_usage: bool,
+    /// Set when the provider is Azure OpenAI.
+    pub azure: Option<Azure>,
+}
+
+/// The `azure` option: the provider is an Azure OpenAI resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Azure {
+    /// The deployment to call; `None` means the upstream model of the
+    /// attempt.
+    pub deployment: Option<String>,
+    /// The `api-version` query parameter.
+    pub api_version: String,
+}
+
+impl Azure {
+    /// Parses the `azure` option object.
+    fn parse(value: Value) -> Result<Self, String> {
+        let Value::Object(fields) = value else {
+            return Err(
+                "option `azure` must be an object such as {\"deployment\": \"gpt-4o\", \"api_version\": \"2024-10-21\"}"
+                    .to_owned(),
+            );
+        };
+        let mut azure = Self {
+            deployment: None,
+            api_version: AZURE_DEFAULT_API_VERSION.to_owned(),
+        };
+        for (key, value) in fields {
+            let text = value.as_str().unwrap_or_default();
+            match key.as_str() {
+                "deployment" => {
+                    if !valid_deployment(text) {
+                        return Err(
+                            "option `azure.deployment` must be a deployment name (letters, digits, `-`, `_`, `.`)"
+                                .to_owned(),
+                        );
+                    }
+                    azure.deployment = Some(text.to_owned());
+                }
+                "api_version" => {
+                    let valid = !text.is_empty()
+                        && text
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                    if !valid {
+                        return Err(
+                            "option `azure.api_version` must be a version such as \"2024-10-21\""
+                                .to_owned(),
+                        );
+                    }
+                    text.clone_into(&mut azure.api_version);
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown key `{key}` in option `azure` (known keys: {AZURE_KEYS})"
+                    ));
+                }
+            }
+        }
+        Ok(azure)
+    }
+
+    /// The deployment for a request: the configured one, else the model.
+    fn deployment<'a>(&'a self, upstream_model: &'a str) -> Result<&'a str, PluginError> {
+        let deployment = self.deployment.as_deref().unwrap_or(upstream_model);
+        if valid_deployment(deployment) {
+            Ok(deployment)
+        } else {
+            Err(PluginError::bad_request(format!(
+                "`{deployment}` is not a valid Azure OpenAI deployment name"
+            ))
+            .with_param("model"))
+        }
+    }
+
+    /// `{base}/openai/deployments/{deployment}/chat/completions?api-version=…`.
+    fn chat_url(&self, base_url: &str, upstream_model: &str) -> Result<String, PluginError> {
+        let deployment = self.deployment(upstream_model)?;
+        Ok(endpoint(
+            base_url,
+            &format!(
+                "openai/deployments/{deployment}/chat/completions?api-version={}",
+                self.api_version
+            ),
+        ))
+    }
+
+    /// `{base}/openai/models?api-version=…` (the data-plane model listing).
+    fn models_url(&self, base_url: &str) -> String {
+        endpoint(
+            base_url,
+            &format!("openai/models?api-version={}", self.api_version),
+        )
+    }
+}
+
+/// Azure deployment names: letters, digits, `-`, `_`, `.` (1–64).
+fn valid_deployment(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && !name.starts_with('.')
 }
 
 impl Default for Options {
@@ -178,6 +335,7 @@ impl Default for Options {
             project: None,
             headers: Vec::new(),
             stream_usage: true,
+            azure: None,
         }
     }
 }
@@ -224,6 +382,7 @@ impl Options {
                     };
                     options.stream_usage = flag;
                 }
+                "azure" => options.azure = Some(Azure::parse(value).map_err(invalid)?),
                 _ => {
                     return Err(invalid(format!(
                         "unknown option `{key}` for the openai adapter (known options: {OPTION_KEYS})"
@@ -231,7 +390,23 @@ impl Options {
                 }
             }
         }
+        if options.azure.is_some() && (options.organization.is_some() || options.project.is_some())
+        {
+            return Err(invalid(
+                "options `organization` and `project` do not apply to Azure OpenAI (`azure`)"
+                    .to_owned(),
+            ));
+        }
         Ok(options)
+    }
+
+    /// Where the credential goes: `api-key` for Azure, else bearer.
+    fn credential(&self) -> Credential {
+        if self.azure.is_some() {
+            Credential::Header("api-key".to_owned())
+        } else {
+            Credential::Bearer
+        }
     }
 
     /// Adds the configured headers to a request.
@@ -319,6 +494,25 @@ fn check_base_url(provider: &Provider) -> Result<(), PluginError> {
             .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b));
     if !host_ok {
         return Err(invalid("has no valid host"));
+    }
+    Ok(())
+}
+
+/// An Azure `base_url` is the resource endpoint: the adapter adds `/openai/…`.
+fn check_azure_base_url(provider: &Provider) -> Result<(), PluginError> {
+    let path = provider
+        .base_url
+        .splitn(4, '/')
+        .nth(3)
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    if path == "openai" || path.starts_with("openai/") || path.ends_with("/openai") {
+        return Err(PluginError::bad_request(format!(
+            "provider `{}`: with `azure`, base_url `{}` must be the resource endpoint without `/openai` (e.g. https://my-resource.openai.azure.com)",
+            provider.name, provider.base_url
+        ))
+        .with_param("base_url"));
     }
     Ok(())
 }

@@ -760,3 +760,247 @@ fn decoder_output_is_one_line() {
     );
     assert_eq!(chunk.kind, ChunkKind::Content);
 }
+
+// ---------------------------------------------------------------- Azure OpenAI
+
+const AZURE_BASE: &str = "https://my-resource.openai.azure.com";
+
+fn azure_ctx(streaming: bool, azure: Value) -> RequestContext {
+    RequestContext {
+        provider: provider(AZURE_BASE, json!({"azure": azure})),
+        ..ctx(streaming)
+    }
+}
+
+#[test]
+fn azure_request_goes_to_the_deployment_with_api_key() {
+    let ctx = azure_ctx(
+        false,
+        json!({"deployment": "gpt4o-prod", "api_version": "2025-04-01-preview"}),
+    );
+    let request =
+        OpenAi::build_request(&ctx, r#"{"model":"my-alias","messages":[]}"#).expect("request");
+    assert_eq!(request.method, "POST");
+    assert_eq!(
+        request.url,
+        "https://my-resource.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2025-04-01-preview"
+    );
+    assert_eq!(request.credential, Credential::Header("api-key".to_owned()));
+    assert_eq!(
+        request.headers,
+        headers(&[
+            ("content-type", "application/json"),
+            ("accept", "application/json")
+        ])
+    );
+    // The body is OpenAI's: `model` is harmless for Azure and kept consistent.
+    assert_eq!(
+        edits(&request.body),
+        [("model".to_owned(), Some(json!("gpt-4o-mini")))]
+    );
+}
+
+#[test]
+fn azure_deployment_defaults_to_the_upstream_model() {
+    let mut ctx = azure_ctx(true, json!({}));
+    ctx.provider.base_url = format!("{AZURE_BASE}/");
+    let request = OpenAi::build_request(&ctx, r#"{"messages":[],"stream":true}"#).expect("request");
+    assert_eq!(
+        request.url,
+        "https://my-resource.openai.azure.com/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(crate::AZURE_DEFAULT_API_VERSION, "2024-10-21");
+    assert_eq!(request.credential, Credential::Header("api-key".to_owned()));
+    // Streaming works as for OpenAI (Azure supports stream_options since 2024-10-21).
+    assert_eq!(
+        edits(&request.body),
+        [
+            ("model".to_owned(), Some(json!("gpt-4o-mini"))),
+            ("stream".to_owned(), Some(json!(true))),
+            (
+                "stream_options".to_owned(),
+                Some(json!({"include_usage": true}))
+            ),
+        ]
+    );
+    // The upstream model must be usable as a deployment name.
+    for model in ["gpt 4o", "a/b", "x?y", "", ".hidden"] {
+        model.clone_into(&mut ctx.upstream_model);
+        let err = OpenAi::build_request(&ctx, "{}").expect_err(model);
+        assert_eq!(
+            (err.class, err.param.as_deref()),
+            (ErrorClass::BadRequest, Some("model")),
+            "{model:?}"
+        );
+    }
+}
+
+#[test]
+fn azure_check_provider() {
+    for options in [
+        json!({"azure": {}}),
+        json!({"azure": {"deployment": "gpt-4o_2024.08", "api_version": "2024-10-21"}}),
+        json!({"azure": {"api_version": "2025-04-01-preview"}, "headers": {"x-ms-client-request-id": "gw"}, "stream_usage": false}),
+    ] {
+        assert_eq!(
+            OpenAi::check_provider(&provider(AZURE_BASE, options.clone())),
+            Ok(()),
+            "{options}"
+        );
+    }
+    let cases = [
+        (json!({"azure": true}), "option `azure` must be an object"),
+        (
+            json!({"azure": "2024-10-21"}),
+            "option `azure` must be an object",
+        ),
+        (
+            json!({"azure": {"deployment_name": "x"}}),
+            "unknown key `deployment_name` in option `azure` (known keys: deployment, api_version)",
+        ),
+        (
+            json!({"azure": {"deployment": "a/b"}}),
+            "`azure.deployment` must be a deployment name",
+        ),
+        (
+            json!({"azure": {"deployment": 1}}),
+            "`azure.deployment` must be a deployment name",
+        ),
+        (
+            json!({"azure": {"api_version": "2024-10-21&x=1"}}),
+            "`azure.api_version` must be a version",
+        ),
+        (
+            json!({"azure": {"api_version": ""}}),
+            "`azure.api_version` must be a version",
+        ),
+        (
+            json!({"azure": {}, "organization": "org-1"}),
+            "do not apply to Azure OpenAI",
+        ),
+        (
+            json!({"headers": {"api-key": "secret"}}),
+            "`api-key` cannot be set here",
+        ),
+    ];
+    for (options, needle) in cases {
+        let err =
+            OpenAi::check_provider(&provider(AZURE_BASE, options.clone())).expect_err("invalid");
+        assert_eq!(err.class, ErrorClass::BadRequest);
+        assert!(err.message.contains(needle), "{options}: {}", err.message);
+    }
+    for base in [
+        "https://my-resource.openai.azure.com/openai",
+        "https://my-resource.openai.azure.com/openai/",
+        "https://my-resource.openai.azure.com/openai/deployments/gpt-4o",
+        "https://gateway.example.com/azure/openai",
+    ] {
+        let err = OpenAi::check_provider(&provider(base, json!({"azure": {}}))).expect_err(base);
+        assert_eq!(err.param.as_deref(), Some("base_url"), "{base}");
+        assert!(err.message.contains("without `/openai`"), "{}", err.message);
+    }
+    // A path before /openai-less endpoints is fine (e.g. an APIM gateway).
+    assert_eq!(
+        OpenAi::check_provider(&provider(
+            "https://apim.example.com/aoai",
+            json!({"azure": {}})
+        )),
+        Ok(())
+    );
+}
+
+#[test]
+fn azure_probe_lists_models_with_api_key() {
+    let probe = OpenAi::probe_request(&provider(
+        AZURE_BASE,
+        json!({"azure": {"deployment": "d", "api_version": "2024-06-01"}, "headers": {"x-ms-useragent": "gw"}}),
+    ))
+    .expect("probe");
+    assert_eq!(probe.method, "GET");
+    assert_eq!(
+        probe.url,
+        "https://my-resource.openai.azure.com/openai/models?api-version=2024-06-01"
+    );
+    assert_eq!(probe.credential, Credential::Header("api-key".to_owned()));
+    assert_eq!(probe.body, RequestBody::Empty);
+    assert_eq!(
+        probe.headers,
+        headers(&[("accept", "application/json"), ("x-ms-useragent", "gw")])
+    );
+    let p = provider(AZURE_BASE, json!({"azure": {}}));
+    assert_eq!(
+        OpenAi::judge_probe(
+            &p,
+            200,
+            &[],
+            br#"{"data":[{"id":"gpt-4o-2024-08-06","object":"model","status":"succeeded"}],"object":"list"}"#
+        ),
+        Ok(())
+    );
+    let err = OpenAi::judge_probe(
+        &p,
+        401,
+        &[],
+        br#"{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}}"#,
+    )
+    .expect_err("bad key");
+    assert_eq!(
+        (err.class, err.retryable),
+        (ErrorClass::Authentication, true)
+    );
+}
+
+#[test]
+fn azure_errors_and_answers() {
+    let ctx = azure_ctx(false, json!({}));
+    let err = OpenAi::classify_error(
+        &ctx,
+        400,
+        &[],
+        br#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"}}}}}"#,
+    )
+    ;
+    assert_eq!(
+        (err.class, err.retryable),
+        (ErrorClass::ContentFilter, false)
+    );
+    let err = OpenAi::classify_error(
+        &ctx,
+        404,
+        &[],
+        br#"{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}"#,
+    );
+    assert_eq!(
+        (err.class, err.retryable, err.code.as_deref()),
+        (ErrorClass::NotFound, true, Some("DeploymentNotFound"))
+    );
+    let err = OpenAi::classify_error(
+        &ctx,
+        429,
+        &headers(&[("retry-after-ms", "4500"), ("retry-after", "5")]),
+        br#"{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current pricing tier. Please retry after 5 seconds."}}"#,
+    );
+    assert_eq!(
+        (err.class, err.retry_after_ms),
+        (ErrorClass::RateLimited, Some(4_500))
+    );
+
+    // Azure's extra fields pass through untouched.
+    let body = r#"{"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"finish_reason":"stop","index":0,"message":{"content":"Hi","role":"assistant"}}],"created":1,"id":"chatcmpl-A","model":"gpt-4o-2024-08-06","object":"chat.completion","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}],"usage":{"completion_tokens":1,"prompt_tokens":5,"total_tokens":6}}"#;
+    let parsed = OpenAi::parse_response(&ctx, 200, &[], body.as_bytes()).expect("parsed");
+    assert_eq!(parsed.body, body.replace("gpt-4o-2024-08-06", "my-alias"));
+    // Its first stream chunk has no choices, only prompt filter results: meta.
+    let mut d = OpenAiDecoder::new(azure_ctx(true, json!({})), 200, Vec::new());
+    let items = push(
+        &mut d,
+        r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#,
+    )
+    .expect("items");
+    assert!(matches!(
+        items.as_slice(),
+        [StreamItem::Chunk(StreamChunk {
+            kind: ChunkKind::Meta,
+            ..
+        })]
+    ));
+}

@@ -2,7 +2,7 @@
 
 pub(crate) mod reply;
 pub(crate) mod request;
-mod tool_args;
+pub(crate) mod tool_args;
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::config::LiveConfig;
 use crate::error::{ApiError, InjectedFault};
+use crate::record::Dialect;
 use crate::scenario::{Action, Plan, Scenario, StreamFault};
 use crate::server::{ResponseBody, json_response, sse_response};
 use crate::state::Shared;
@@ -49,9 +50,13 @@ fn respond(
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes),
     );
-    shared
-        .recorder
-        .record(parts.method, parts.uri, parts.headers, body.clone());
+    shared.recorder.record(
+        Dialect::OpenAi,
+        parts.method,
+        parts.uri,
+        parts.headers,
+        body.clone(),
+    );
     if !authorized {
         shared.stats.auth_failures.inc();
         return (

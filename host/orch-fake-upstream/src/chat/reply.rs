@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::request::{ChatRequest, Intent};
 use super::tool_args::example_arguments;
+use crate::synth::{self, padded};
 
 /// `system_fingerprint` of every response.
 pub(crate) const SYSTEM_FINGERPRINT: &str = "fp_fake";
@@ -107,12 +108,19 @@ pub(crate) struct Reply<'r> {
 
 impl<'r> Reply<'r> {
     /// The reply to `request`; `chunks` (at least 1) is the stream
-    /// granularity and the completion token count.
+    /// granularity and the completion token count (an echo is cut into at
+    /// most one piece per character).
     pub(crate) fn new(request: &'r ChatRequest<'_>, chunks: usize, ids: &IdGenerator) -> Self {
-        let chunks = chunks.max(1);
+        let mut chunks = chunks.max(1);
         let turn = match &request.intent {
+            Intent::Answer { .. } if request.echo.is_some() => {
+                let echo = request.echo.as_deref().unwrap_or_default();
+                let (text, pieces) = synth::text_and_pieces(echo, true, chunks);
+                chunks = pieces;
+                Turn::Text(text)
+            }
             Intent::Answer { quote } => {
-                Turn::Text(padded(format!("Fake reply to: {quote}"), chunks))
+                Turn::Text(padded(synth::answer(quote, request.images), chunks))
             }
             Intent::AcknowledgeToolResult { quote } => {
                 Turn::Text(padded(format!("Tool result received: {quote}"), chunks))
@@ -222,13 +230,6 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
-}
-
-/// `text` padded with dots to at least `min_chars` characters.
-fn padded(mut text: String, min_chars: usize) -> String {
-    let missing = min_chars.saturating_sub(text.chars().count());
-    text.extend(std::iter::repeat_n('.', missing));
-    text
 }
 
 /// Splits `text` into exactly `pieces` (at least 1) consecutive pieces whose

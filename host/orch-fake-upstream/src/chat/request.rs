@@ -12,10 +12,9 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::encoding::is_base64;
 use crate::error::ApiError;
-
-/// How many characters of the prompt the reply quotes.
-const QUOTE_CHARS: usize = 40;
+use crate::synth;
 
 const ROLES: &str = "'system', 'developer', 'user', 'assistant' and 'tool'";
 const PART_TYPES: &str = "'text', 'image_url', 'input_audio', 'file' and 'refusal'";
@@ -29,6 +28,10 @@ pub(crate) struct ChatRequest<'a> {
     /// Characters of all message text / 4, rounded up, at least 1.
     pub(crate) prompt_tokens: u64,
     pub(crate) intent: Intent<'a>,
+    /// Image parts in all messages.
+    pub(crate) images: usize,
+    /// The text after `echo:` in the last user message, if it has one.
+    pub(crate) echo: Option<String>,
 }
 
 /// What the assistant turn should be.
@@ -173,7 +176,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
             Some("empty_array"),
         ));
     }
-    let prompt_chars = validate_messages(&messages)?;
+    let (prompt_chars, images) = validate_messages(&messages)?;
 
     let tools = validate_tools(raw.tools.unwrap_or_default())?;
     let choice = match raw.tool_choice {
@@ -181,6 +184,22 @@ pub(crate) fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
         Some(raw_choice) => parse_tool_choice(raw_choice, &tools)?,
     };
 
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|message| message.role.as_deref() == Some("user"));
+    // Joined only when needed: this runs on the benchmark's hot path.
+    let echo = last_user
+        .and_then(|message| message.content.as_ref())
+        .filter(|content| {
+            content
+                .texts()
+                .any(|text| text.contains(synth::ECHO_MARKER))
+        })
+        .and_then(|content| {
+            let text = content.texts().collect::<Vec<_>>().join("\n");
+            synth::echo(&text).map(str::to_owned)
+        });
     let last_is_tool = messages
         .last()
         .is_some_and(|message| message.role.as_deref() == Some("tool"));
@@ -189,10 +208,6 @@ pub(crate) fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
             quote: quote(messages.last().and_then(|m| m.content.as_ref())),
         }
     } else if tools.is_empty() || matches!(choice, ToolChoice::None) {
-        let last_user = messages
-            .iter()
-            .rev()
-            .find(|message| message.role.as_deref() == Some("user"));
         Intent::Answer {
             quote: quote(last_user.and_then(|m| m.content.as_ref())),
         }
@@ -214,6 +229,8 @@ pub(crate) fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
         prompt_tokens: u64::try_from(prompt_chars.div_ceil(4))
             .map_or(u64::MAX, |tokens| tokens.max(1)),
         intent,
+        images,
+        echo,
     })
 }
 
@@ -233,9 +250,10 @@ fn json_error(body: &[u8], err: &serde_json::Error) -> ApiError {
 }
 
 /// Validates roles, content parts and the tool-call/tool-result pairing;
-/// returns the number of text characters in all messages.
-fn validate_messages(messages: &[RawMessage<'_>]) -> Result<usize, ApiError> {
+/// returns the number of text characters and of images in all messages.
+fn validate_messages(messages: &[RawMessage<'_>]) -> Result<(usize, usize), ApiError> {
     let mut chars = 0;
+    let mut images = 0;
     let mut known_call_ids: Vec<&str> = Vec::new();
     for (i, message) in messages.iter().enumerate() {
         let role = message
@@ -256,7 +274,9 @@ fn validate_messages(messages: &[RawMessage<'_>]) -> Result<usize, ApiError> {
             }
         }
         if let Some(content) = &message.content {
-            chars += validate_content(content, i)?;
+            let (content_chars, content_images) = validate_content(content, i)?;
+            chars += content_chars;
+            images += content_images;
         }
         match role {
             "assistant" => {
@@ -284,15 +304,17 @@ fn validate_messages(messages: &[RawMessage<'_>]) -> Result<usize, ApiError> {
             _ => {}
         }
     }
-    Ok(chars)
+    Ok((chars, images))
 }
 
-fn validate_content(content: &Content<'_>, i: usize) -> Result<usize, ApiError> {
+/// Validates one message's content; returns its text characters and images.
+fn validate_content(content: &Content<'_>, i: usize) -> Result<(usize, usize), ApiError> {
     let parts = match content {
-        Content::Text(text) => return Ok(text.chars().count()),
+        Content::Text(text) => return Ok((text.chars().count(), 0)),
         Content::Parts(parts) => parts,
     };
     let mut chars = 0;
+    let mut images = 0;
     for (j, part) in parts.iter().enumerate() {
         let param = |field: &str| format!("messages[{i}].content[{j}].{field}");
         let kind = part
@@ -325,6 +347,7 @@ fn validate_content(content: &Content<'_>, i: usize) -> Result<usize, ApiError> 
                         Some("invalid_value"),
                     ));
                 }
+                images += 1;
             }
             "input_audio" if part.input_audio.is_none() => {
                 return Err(ApiError::missing(param("input_audio")));
@@ -335,7 +358,7 @@ fn validate_content(content: &Content<'_>, i: usize) -> Result<usize, ApiError> 
             other => return Err(ApiError::invalid_value(param("type"), other, PART_TYPES)),
         }
     }
-    Ok(chars)
+    Ok((chars, images))
 }
 
 /// Validates one assistant `tool_calls` entry and returns its id.
@@ -447,20 +470,9 @@ fn select_tools<'a>(
     tools
 }
 
-/// The first [`QUOTE_CHARS`] characters of a content's text.
+/// The first [`synth::QUOTE_CHARS`] characters of a content's text.
 fn quote(content: Option<&Content<'_>>) -> String {
-    let mut quote = String::new();
-    let mut remaining = QUOTE_CHARS;
-    for text in content.into_iter().flat_map(Content::texts) {
-        for c in text.chars().take(remaining) {
-            quote.push(c);
-            remaining -= 1;
-        }
-        if remaining == 0 {
-            break;
-        }
-    }
-    quote
+    synth::quote(content.into_iter().flat_map(Content::texts))
 }
 
 impl Content<'_> {
@@ -536,28 +548,10 @@ fn is_valid_image_url(url: &str) -> bool {
         && is_base64(data)
 }
 
-/// Standard-alphabet base64, padded or not.
-fn is_base64(data: &str) -> bool {
-    let bytes = data.as_bytes();
-    let digits = bytes
-        .strip_suffix(b"==")
-        .or_else(|| bytes.strip_suffix(b"="))
-        .unwrap_or(bytes);
-    let padded = digits.len() != bytes.len();
-    !digits.is_empty()
-        && digits
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/'))
-        && if padded {
-            bytes.len().is_multiple_of(4)
-        } else {
-            digits.len() % 4 != 1
-        }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::QUOTE_CHARS;
 
     fn error(body: &str) -> ApiError {
         parse(body.as_bytes()).unwrap_err()

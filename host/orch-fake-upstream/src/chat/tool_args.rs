@@ -13,11 +13,15 @@ pub(crate) fn example_arguments(schema: Option<&RawValue>) -> String {
     let schema: Value = schema
         .and_then(|raw| serde_json::from_str(raw.get()).ok())
         .unwrap_or(Value::Null);
-    let arguments = match example_value(&schema, 0) {
+    example_input(&schema).to_string()
+}
+
+/// [`example_arguments`] for a parsed schema, as a JSON object.
+pub(crate) fn example_input(schema: &Value) -> Value {
+    match example_value(schema, 0) {
         object @ Value::Object(_) => object,
         _ => Value::Object(Map::new()),
-    };
-    arguments.to_string()
+    }
 }
 
 fn example_value(schema: &Value, depth: usize) -> Value {
@@ -52,12 +56,13 @@ fn example_value(schema: &Value, depth: usize) -> Value {
         Some(Value::Array(kinds)) => kinds
             .iter()
             .filter_map(Value::as_str)
-            .find(|kind| *kind != "null")
+            .find(|kind| !kind.eq_ignore_ascii_case("null"))
             .unwrap_or("null"),
         _ if schema.contains_key("properties") => "object",
         _ => "string",
     };
-    match kind {
+    // Gemini schemas spell types in capitals (`OBJECT`, `STRING`).
+    match kind.to_ascii_lowercase().as_str() {
         "object" => example_object(schema, depth),
         "array" => match schema.get("items") {
             Some(items) => Value::Array(vec![example_value(items, depth + 1)]),
@@ -117,6 +122,14 @@ mod tests {
                 "tags": ["example"], "maybe": 1, "where": {"lat": 1.5}
             })
         );
+    }
+
+    #[test]
+    fn gemini_style_types_are_understood() {
+        let schema = serde_json::json!({"type": "OBJECT",
+            "properties": {"n": {"type": "INTEGER"}}, "required": ["n"]});
+        assert_eq!(example_input(&schema), serde_json::json!({"n": 1}));
+        assert_eq!(example_input(&Value::Null), serde_json::json!({}));
     }
 
     #[test]

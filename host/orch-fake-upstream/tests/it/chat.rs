@@ -168,6 +168,29 @@ async fn valid_images_are_accepted() {
 }
 
 #[tokio::test]
+async fn images_are_mentioned_and_echo_round_trips() {
+    let upstream = spawn().await;
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Compare"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}
+    ]}]});
+    let reply = json_of(post_chat(&upstream, &body).await).await;
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        "Fake reply to: Compare [images: 2]"
+    );
+
+    let reply =
+        json_of(post_chat(&upstream, &chat_body("m", "say echo: Hi \"there\"")).await).await;
+    assert_eq!(reply["choices"][0]["message"]["content"], "Hi \"there\"");
+    assert_eq!(reply["usage"]["completion_tokens"], 8);
+    let reply = json_of(post_chat(&upstream, &chat_body("m", "echo: ok")).await).await;
+    assert_eq!(reply["choices"][0]["message"]["content"], "ok");
+    assert_eq!(reply["usage"]["completion_tokens"], 2);
+}
+
+#[tokio::test]
 async fn unmatched_tool_call_id_is_rejected() {
     let error = bad_request(json!({"model": "m", "messages": [
         {"role": "user", "content": "q"},

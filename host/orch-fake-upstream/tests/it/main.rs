@@ -6,10 +6,12 @@
     reason = "test helpers fail loudly, like the tests that call them"
 )]
 
+mod anthropic;
 mod binary;
 mod chat;
 mod control;
 mod faults;
+mod gemini;
 mod stream;
 
 use std::time::Duration;
