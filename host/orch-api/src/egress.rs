@@ -40,6 +40,9 @@ pub(crate) struct ClientStream {
     pub(crate) usage: Option<Usage>,
     /// When the first content chunk arrived.
     pub(crate) first_content_at: Option<Instant>,
+    /// Drop meta chunks before the first content chunk (the client already
+    /// has them from an attempt that failed over).
+    skip_leading_meta: bool,
 }
 
 fn put_all(buf: &mut BytesMut, events: &[SseEvent]) {
@@ -56,16 +59,25 @@ impl ClientStream {
             done: false,
             usage: None,
             first_content_at: None,
+            skip_leading_meta: false,
         }
     }
 
-    /// Canonical chunks to an OpenAI client.
-    pub(crate) fn openai(model: &str, include_usage: bool, created_fallback: u64) -> Self {
-        Self::with(Encoder::OpenAi(OpenAiStream::new(
+    /// Canonical chunks to an OpenAI client; `reopened` when an earlier
+    /// attempt already sent the leading meta (role) chunk.
+    pub(crate) fn openai(
+        model: &str,
+        include_usage: bool,
+        created_fallback: u64,
+        reopened: bool,
+    ) -> Self {
+        let mut s = Self::with(Encoder::OpenAi(OpenAiStream::new(
             model,
             include_usage,
             created_fallback,
-        )))
+        )));
+        s.skip_leading_meta = reopened;
+        s
     }
 
     /// Native events to a client of the provider's own dialect.
@@ -95,14 +107,33 @@ impl ClientStream {
     /// Take the decoder's items: encode chunks, remember usage and the end.
     /// Fails only when a dialect plugin's encoder fails.
     pub(crate) async fn absorb(&mut self, items: Vec<StreamItem>) -> Result<(), ApiError> {
-        if let Encoder::OpenAi(s) = &mut self.enc {
-            s.absorb(&items);
+        if let Encoder::OpenAi(_) = &self.enc {
+            let mut items = items;
             for item in &items {
                 match item {
                     StreamItem::Usage(u) => self.usage = Some(*u),
                     StreamItem::Done => self.done = true,
-                    StreamItem::Chunk(c) => self.commit(c.kind),
+                    StreamItem::Chunk(_) => {}
                 }
+            }
+            if self.skip_leading_meta {
+                let mut committed = self.committed;
+                items.retain(|item| match item {
+                    StreamItem::Chunk(c) if c.kind == ChunkKind::Content => {
+                        committed = true;
+                        true
+                    }
+                    StreamItem::Chunk(c) => committed || c.kind != ChunkKind::Meta,
+                    _ => true,
+                });
+            }
+            for item in &items {
+                if let StreamItem::Chunk(c) = item {
+                    self.commit(c.kind);
+                }
+            }
+            if let Encoder::OpenAi(s) = &mut self.enc {
+                s.absorb(&items);
             }
             return Ok(());
         }

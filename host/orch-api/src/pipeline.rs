@@ -150,17 +150,149 @@ enum Failed {
     Final(ApiError),
 }
 
+/// What an attempt produced.
+enum Served {
+    /// A response for the handler to return.
+    Response(Response),
+    /// The stream went out through an [`Early`] channel.
+    Streamed,
+}
+
 /// Serve a chat request end to end.
+///
+/// OpenAI streams open early: the response head and the role chunk go to
+/// the client as soon as the first upstream stream starts, so a paced stream
+/// is not delayed until its first token; failover still happens before the
+/// first content chunk, invisibly (the next attempt's role chunk is dropped),
+/// and a request that fails after opening ends with an in-stream error. The
+/// attempts then run in a task of their own feeding the response body.
 pub(crate) async fn chat(state: &AppState, headers: &HeaderMap, ingress: ChatIngress) -> Response {
     let received_at_ms = unix_ms();
     let mut log = LogDraft::new(state.services().log.clone(), &ingress, received_at_ms);
-    match chat_inner(state, headers, &ingress, received_at_ms, &mut log).await {
-        Ok(resp) => resp,
+    let prepared = match prepare(state, headers, &ingress, received_at_ms, &mut log).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(resp)) => return resp,
+        Err(err) => {
+            log.fail(&err);
+            return render_error(state, err.in_dialect(ingress.dialect), &ingress.request_id).await;
+        }
+    };
+    if prepared.request.stream && ingress.dialect == Dialect::OpenAi {
+        return stream_early(state.clone(), ingress, prepared, received_at_ms, log).await;
+    }
+    match attempts(state, &ingress, &prepared, received_at_ms, &mut log, None).await {
+        Ok(Served::Response(resp)) => resp,
+        Ok(Served::Streamed) => ApiError::unavailable("The stream ended.").into_response(),
         Err(err) => {
             log.fail(&err);
             render_error(state, err.in_dialect(ingress.dialect), &ingress.request_id).await
         }
     }
+}
+
+/// The channel an early-opened stream is served through.
+pub(crate) struct Early {
+    /// Where the response head goes, with the body it will stream, until the
+    /// stream opens.
+    head: Option<(tokio::sync::oneshot::Sender<Response>, Body)>,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+}
+
+impl Early {
+    fn opened(&self) -> bool {
+        self.head.is_none()
+    }
+
+    /// Send the response head (status 200, SSE headers).
+    fn open(&mut self, label: &str) {
+        if let Some((head, body)) = self.head.take() {
+            let _ = head.send(stream_response(body, label));
+        }
+    }
+
+    /// Send bytes; `false` when the client is gone.
+    async fn send(&mut self, bytes: Bytes) -> bool {
+        bytes.is_empty() || self.tx.send(bytes).await.is_ok()
+    }
+
+    /// The request failed: an error response if the stream has not opened,
+    /// else the in-stream error event (and no `[DONE]`).
+    async fn fail(&mut self, err: ApiError) {
+        match self.head.take() {
+            Some((head, _)) => {
+                let _ = head.send(err.into_response());
+            }
+            None => {
+                let mut buf = bytes::BytesMut::new();
+                crate::sse::put_event(&mut buf, None, &err.body().to_string());
+                let _ = self.tx.send(buf.freeze()).await;
+            }
+        }
+    }
+}
+
+fn stream_response(body: Body, label: &str) -> Response {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if let Ok(v) = HeaderValue::from_str(label) {
+        h.insert(ADAPTER_HEADER, v);
+    }
+    resp
+}
+
+/// Run the attempts of an OpenAI stream in a task that feeds the response
+/// body; answer with the head as soon as the task opens the stream (or with
+/// its error). A client that goes away cancels the task.
+async fn stream_early(
+    state: AppState,
+    ingress: ChatIngress,
+    prepared: Prepared,
+    received_at_ms: u64,
+    mut log: LogDraft,
+) -> Response {
+    let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let closed = tx.clone();
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|b| b.map(Ok::<Bytes, Infallible>))
+    }));
+    let mut early = Early {
+        head: Some((head_tx, body)),
+        tx,
+    };
+    tokio::spawn(async move {
+        let work = async {
+            let out = attempts(
+                &state,
+                &ingress,
+                &prepared,
+                received_at_ms,
+                &mut log,
+                Some(&mut early),
+            )
+            .await;
+            match out {
+                Ok(_) => {}
+                Err(err) => {
+                    log.fail(&err);
+                    early.fail(err).await;
+                }
+            }
+        };
+        tokio::select! {
+            () = closed.closed() => {}
+            () = work => {}
+        }
+    });
+    head_rx.await.unwrap_or_else(|_| {
+        ApiError::unavailable("The stream could not be started.").into_response()
+    })
 }
 
 /// Render an error for the client: by the dialect's plugin when it is loaded
@@ -333,13 +465,24 @@ fn dialect_headers(headers: &HeaderMap, dialect: Dialect) -> Vec<(String, String
         .collect()
 }
 
-async fn chat_inner(
+/// A request read, authenticated and routed: ready for its attempts.
+struct Prepared {
+    live: Arc<Live>,
+    snapshot: Arc<Snapshot>,
+    request: Request,
+    plan: Vec<usize>,
+    deadline: Instant,
+}
+
+/// Authenticate, read and route. `Ok(Err(response))` when the request is
+/// already answered (a token count the gateway estimates).
+async fn prepare(
     state: &AppState,
     headers: &HeaderMap,
     ingress: &ChatIngress,
     received_at_ms: u64,
     log: &mut LogDraft,
-) -> Result<Response, ApiError> {
+) -> Result<Result<Prepared, Response>, ApiError> {
     let live = state.live();
     authenticate(
         &live,
@@ -355,18 +498,48 @@ async fn chat_inner(
         .models
         .get(&request.model)
         .ok_or_else(|| ApiError::model_not_found(&request.model))?;
-    let plan = plan(route, &request, ingress, &live, &snapshot);
-    let plan = match plan {
+    let plan = match plan(route, &request, ingress, &live, &snapshot) {
         Ok(p) => p,
         Err(e) if ingress.operation == Operation::CountTokens => {
-            return count_locally(state, ingress, &request, received_at_ms, log, e).await;
+            return count_locally(state, ingress, &request, received_at_ms, log, e)
+                .await
+                .map(Err);
         }
         Err(e) => return Err(e),
     };
     let deadline = ingress.started + live.request_timeout;
+    Ok(Ok(Prepared {
+        live,
+        snapshot,
+        request,
+        plan: plan.0,
+        deadline,
+    }))
+}
 
+/// Try the planned targets in order until one serves the request.
+async fn attempts(
+    state: &AppState,
+    ingress: &ChatIngress,
+    prepared: &Prepared,
+    received_at_ms: u64,
+    log: &mut LogDraft,
+    mut early: Option<&mut Early>,
+) -> Result<Served, ApiError> {
+    let Prepared {
+        live,
+        snapshot,
+        request,
+        plan,
+        deadline,
+    } = prepared;
+    let deadline = *deadline;
+    let route = live
+        .models
+        .get(&request.model)
+        .ok_or_else(|| ApiError::model_not_found(&request.model))?;
     let mut last: Option<ApiError> = None;
-    for index in plan.0 {
+    for &index in plan {
         let Some(target) = route.targets.get(index) else {
             continue;
         };
@@ -417,13 +590,13 @@ async fn chat_inner(
             ctx,
             payload: payload_str,
             original: &payload,
-            request: &request,
+            request,
             dialect: ingress.dialect,
             native,
-            snapshot: &snapshot,
+            snapshot,
             deadline,
         };
-        match attempt.run(log).await {
+        match attempt.run(log, early.as_deref_mut()).await {
             Ok(resp) => return Ok(resp),
             Err(Failed::Final(e)) => return Err(e),
             Err(Failed::Retry(e)) => {
@@ -616,7 +789,11 @@ impl Attempt<'_> {
         Failed::Retry(ApiError::plugin(f))
     }
 
-    async fn run(self, log: &mut LogDraft) -> Result<Response, Failed> {
+    async fn run(
+        self,
+        log: &mut LogDraft,
+        mut early: Option<&mut Early>,
+    ) -> Result<Served, Failed> {
         let mut inst = self
             .plugin
             .adapter(&self.ctx)
@@ -685,15 +862,26 @@ impl Attempt<'_> {
             log.finish(200, Outcome::Ok, None);
             let mut out = json_response(body);
             self.label(&mut out);
-            return Ok(out);
+            return Ok(Served::Response(out));
         }
 
         inst.start_stream(status, &headers)
             .await
             .map_err(|f| self.fault(&f))?;
         let mut frames = resp.frames(up.framing);
-        let mut out = self.client_stream().await?;
-        // Before the commit point: hold everything back, fail over on error.
+        // An earlier attempt already sent the role chunk: drop this one's.
+        let reopened = early.as_ref().is_some_and(|e| e.opened());
+        let mut out = self.client_stream(reopened).await?;
+        let label = self.plugin.label();
+        let opener = match early.as_deref_mut() {
+            Some(e) if !e.opened() => {
+                e.open(&label);
+                true
+            }
+            _ => false,
+        };
+        // Before the commit point: fail over on error; hold everything back
+        // unless this attempt opened the stream early.
         while !out.committed && !out.done {
             let remaining = self.remaining()?;
             let wait = remaining.min(services.upstream.idle_timeout());
@@ -716,10 +904,17 @@ impl Attempt<'_> {
                     out.absorb(items).await.map_err(Failed::Final)?;
                 }
             }
+            if opener
+                && !out.committed
+                && out.has_output()
+                && let Some(e) = early.as_deref_mut()
+                && !e.send(out.take()).await
+            {
+                return Ok(Served::Streamed);
+            }
         }
         log.ttft(out.first_content_at);
         let first = out.take();
-        let label = self.plugin.label();
         let mut stream = Streaming {
             inst,
             frames,
@@ -728,6 +923,17 @@ impl Attempt<'_> {
             finished: false,
         };
         stream.log.rec.streamed = true;
+        if let Some(e) = early {
+            if !e.send(first).await {
+                return Ok(Served::Streamed);
+            }
+            while let Some(bytes) = stream.next().await {
+                if !e.send(bytes).await {
+                    break;
+                }
+            }
+            return Ok(Served::Streamed);
+        }
         let body =
             futures_util::stream::unfold((Some(first), stream), |(first, mut st)| async move {
                 if let Some(b) = first {
@@ -735,18 +941,10 @@ impl Attempt<'_> {
                 }
                 st.next().await.map(|b| (Ok(b), (None, st)))
             });
-        let mut resp = Response::new(Body::from_stream(body));
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        if let Ok(v) = HeaderValue::from_str(&label) {
-            h.insert(ADAPTER_HEADER, v);
-        }
-        Ok(resp)
+        Ok(Served::Response(stream_response(
+            Body::from_stream(body),
+            &label,
+        )))
     }
 
     /// The client's body for a translated or passed-through response.
@@ -791,13 +989,15 @@ impl Attempt<'_> {
         }
     }
 
-    /// The client stream in the client's dialect.
-    async fn client_stream(&self) -> Result<ClientStream, Failed> {
+    /// The client stream in the client's dialect. `reopened`: the client
+    /// already has a role chunk from an earlier attempt.
+    async fn client_stream(&self, reopened: bool) -> Result<ClientStream, Failed> {
         if self.dialect == Dialect::OpenAi {
             return Ok(ClientStream::openai(
                 &self.ctx.requested_model,
                 self.request.include_usage,
                 self.ctx.received_at_ms / 1000,
+                reopened,
             ));
         }
         if self.native {

@@ -89,7 +89,46 @@ async fn a_stream_that_fails_before_content_fails_over() {
             events.iter().all(|e| !e.contains("\"error\"")),
             "{events:?}"
         );
+        let roles = events.iter().filter(|e| e.contains("\"role\"")).count();
+        assert_eq!(roles, 1, "one role chunk across the attempts: {events:?}");
     }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_that_opened_and_then_runs_out_of_targets_ends_with_an_error() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    let gw = Gateway::start(Spec::openai(&fake.base_url(), "error-event")).await;
+    let resp = gw.chat(chat_body("m", true)).await;
+    assert_eq!(resp.status(), 200, "the stream opened with the role chunk");
+    let events = sse_data(resp).await;
+    assert_ne!(events.last().map(String::as_str), Some("[DONE]"));
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert!(last["error"]["message"].is_string(), "{last}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_paced_stream_opens_before_its_first_token() {
+    use futures_util::StreamExt;
+    let fake = FakeUpstream::spawn(FakeConfig {
+        chunks: 3,
+        chunk_delay_ms: 400,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let gw = Gateway::start(Spec::openai(&fake.base_url(), "fake-model")).await;
+    let resp = gw.chat(chat_body("m", true)).await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    let first = String::from_utf8_lossy(&first);
+    assert!(first.contains("\"role\""), "{first}");
+    assert!(
+        !first.contains("\"content\":\"") || first.contains("\"content\":\"\""),
+        "the role chunk came alone, ahead of the paced content: {first}"
+    );
     gw.stop().await;
 }
 
