@@ -56,7 +56,7 @@ mod usage;
 
 use orch_plugin_sdk::{
     Adapter, ErrorDetails, ParsedResponse, PluginError, PluginInfo, Provider, RequestContext,
-    UpstreamRequest, capability,
+    UpstreamRequest, capability, provider::check_base_url,
 };
 
 pub use error::{classify, classify_details};
@@ -74,21 +74,16 @@ impl Adapter for Anthropic {
 
     fn info() -> PluginInfo {
         PluginInfo::adapter("anthropic", env!("CARGO_PKG_VERSION"), "anthropic")
-            .with_capabilities([
-                capability::TOOLS,
-                capability::VISION,
-                capability::JSON_MODE,
-                capability::JSON_SCHEMA,
-                capability::REASONING,
-                capability::USAGE_IN_STREAM,
-                capability::PARALLEL_TOOL_CALLS,
-                capability::COUNT_TOKENS,
-            ])
+            .with_capabilities(
+                capability::FULL_CHAT
+                    .into_iter()
+                    .chain([capability::COUNT_TOKENS]),
+            )
             .with_description("Anthropic Messages API (Claude)")
     }
 
     fn check_provider(provider: &Provider) -> Result<(), PluginError> {
-        options::check_base_url(provider)?;
+        check_base_url(provider)?;
         Options::parse(provider)?;
         Ok(())
     }

@@ -1,8 +1,14 @@
-use orch_conformance::{Case, assert_matches, cases, sse_frames};
+use orch_conformance::unit::{
+    assert_adapter_info, assert_base_urls_accepted, assert_base_urls_refused,
+    assert_options_refused, headers, provider, request_context,
+};
+use orch_conformance::{
+    Case, assert_error, assert_matches, cases, credential_json, sse_frames, usage_json,
+};
 use orch_plugin_sdk::{
     Adapter, ChunkKind, Credential, ErrorClass, Frame, Framing, Operation, PayloadForm,
-    PluginError, PluginKind, Provider, RequestBody, RequestContext, StreamDecoder, StreamItem,
-    Usage, json::RawObject,
+    PluginError, Provider, RequestBody, RequestContext, StreamDecoder, StreamItem, Usage,
+    capability, json::RawObject,
 };
 use serde_json::{Value, json};
 
@@ -10,25 +16,12 @@ use crate::{Anthropic, AnthropicDecoder};
 
 // ------------------------------------------------------------------ helpers
 
-fn provider(base_url: &str, options: Value) -> Provider {
-    Provider {
-        name: "test".to_owned(),
-        base_url: base_url.to_owned(),
-        options: options.to_string(),
-    }
-}
-
 fn ctx() -> RequestContext {
+    let provider = provider("https://api.anthropic.com", json!({}));
     RequestContext {
-        request_id: "req-1".to_owned(),
-        operation: Operation::Chat,
-        requested_model: "my-claude".to_owned(),
-        upstream_model: "claude-sonnet-4-5".to_owned(),
-        streaming: false,
-        form: PayloadForm::Canonical,
-        ingress_dialect: "openai".to_owned(),
+        // Not a whole second: `created` must round down.
         received_at_ms: 1_700_000_000_123,
-        provider: provider("https://api.anthropic.com", json!({})),
+        ..request_context(provider, "my-claude", "claude-sonnet-4-5")
     }
 }
 
@@ -45,13 +38,6 @@ fn native() -> RequestContext {
         ingress_dialect: "anthropic".to_owned(),
         ..ctx()
     }
-}
-
-fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-        .collect()
 }
 
 /// The body the host would send: bytes as they are, forward edits applied.
@@ -111,42 +97,26 @@ fn message(content: Value, stop_reason: &str) -> Value {
 
 #[test]
 fn info() {
-    let info = Anthropic::info();
-    assert_eq!(info.id, "anthropic");
-    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
-    assert_eq!(info.kind, PluginKind::Adapter);
-    assert_eq!(info.dialect, "anthropic");
-    assert_eq!(
-        info.capabilities,
-        [
-            "tools",
-            "vision",
-            "json-mode",
-            "json-schema",
-            "reasoning",
-            "usage-in-stream",
-            "parallel-tool-calls",
-            "count-tokens"
-        ]
+    let capabilities = [&capability::FULL_CHAT[..], &[capability::COUNT_TOKENS]].concat();
+    let version = env!("CARGO_PKG_VERSION");
+    assert_adapter_info(
+        &Anthropic::info(),
+        "anthropic",
+        version,
+        "anthropic",
+        &capabilities,
     );
-    assert!(!info.description.is_empty());
 }
 
 #[test]
 fn check_provider_accepts_good_configurations() {
-    for url in [
+    assert_base_urls_accepted::<Anthropic>(&[
         "https://api.anthropic.com",
         "https://api.anthropic.com/",
         "https://api.anthropic.com/v1",
         "http://127.0.0.1:9090",
         "http://[::1]:9090/anthropic",
-    ] {
-        assert_eq!(
-            Anthropic::check_provider(&provider(url, json!({}))),
-            Ok(()),
-            "{url}"
-        );
-    }
+    ]);
     let options = json!({
         "anthropic_version": "2023-06-01",
         "beta": ["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"],
@@ -166,7 +136,7 @@ fn check_provider_accepts_good_configurations() {
 
 #[test]
 fn check_provider_rejects_bad_base_urls() {
-    for url in [
+    assert_base_urls_refused::<Anthropic>(&[
         "api.anthropic.com",
         "ftp://api.anthropic.com",
         "https://",
@@ -174,11 +144,7 @@ fn check_provider_rejects_bad_base_urls() {
         "https://api.anthropic.com?beta=1",
         "https://api anthropic.com",
         "",
-    ] {
-        let err = Anthropic::check_provider(&provider(url, json!({}))).expect_err(url);
-        assert_eq!(err.class, ErrorClass::BadRequest, "{url}");
-        assert_eq!(err.param.as_deref(), Some("base_url"), "{url}");
-    }
+    ]);
 }
 
 #[test]
@@ -226,13 +192,7 @@ fn check_provider_rejects_bad_options_naming_the_key() {
         ),
         (json!([1]), "must be a JSON object"),
     ];
-    for (options, needle) in cases {
-        let err =
-            Anthropic::check_provider(&provider("https://api.anthropic.com", options.clone()))
-                .expect_err("invalid");
-        assert_eq!(err.class, ErrorClass::BadRequest);
-        assert!(err.message.contains(needle), "{options}: {}", err.message);
-    }
+    assert_options_refused::<Anthropic>("https://api.anthropic.com", &cases);
 }
 
 // ---------------------------------------------------------- build_request
@@ -1387,94 +1347,6 @@ fn decoder_native_rewrites_only_the_model() {
 
 // ------------------------------------------------------- conformance cases
 
-/// The context a case describes. `form` (`canonical` | `native`) and
-/// `received_at_ms` extend the documented format; native cases give their
-/// request as `native_request`.
-fn case_ctx(case: &Case) -> RequestContext {
-    let context = case.field("context");
-    let text = |key: &str| {
-        context
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let provider_doc = context.get("provider").cloned().unwrap_or(Value::Null);
-    let form = match context.get("form").and_then(Value::as_str) {
-        Some("native") => PayloadForm::Native,
-        _ => PayloadForm::Canonical,
-    };
-    RequestContext {
-        request_id: format!("conformance-{}", case.name),
-        operation: match context.get("operation").and_then(Value::as_str) {
-            Some("count-tokens") => Operation::CountTokens,
-            Some("embeddings") => Operation::Embeddings,
-            _ => Operation::Chat,
-        },
-        requested_model: text("requested_model"),
-        upstream_model: text("upstream_model"),
-        streaming: context
-            .get("streaming")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        form,
-        ingress_dialect: if form == PayloadForm::Native {
-            "anthropic"
-        } else {
-            "openai"
-        }
-        .to_owned(),
-        received_at_ms: context
-            .get("received_at_ms")
-            .and_then(Value::as_u64)
-            .unwrap_or(1_750_000_000_000),
-        provider: Provider {
-            name: "conformance".to_owned(),
-            base_url: provider_doc
-                .get("base_url")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            options: provider_doc
-                .get("options")
-                .cloned()
-                .unwrap_or_else(|| json!({}))
-                .to_string(),
-        },
-    }
-}
-
-fn usage_json(usage: &Usage) -> Value {
-    json!({
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "cache_write_input_tokens": usage.cache_write_input_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-    })
-}
-
-/// Compares the error fields the case names.
-fn check_error(case: &Case, err: &PluginError) {
-    let expected = case.field("expect_error");
-    let all = json!({
-        "class": err.class.as_str(),
-        "retryable": err.retryable,
-        "status": err.status,
-        "code": err.code,
-        "param": err.param,
-        "message": err.message,
-        "retry_after_ms": err.retry_after_ms,
-    });
-    let actual: serde_json::Map<String, Value> = expected
-        .as_object()
-        .expect("expect_error is an object")
-        .keys()
-        .map(|key| (key.clone(), all.get(key).cloned().unwrap_or(Value::Null)))
-        .collect();
-    assert_matches(&case.name, "error", &Value::Object(actual), expected);
-}
-
 fn check_request(case: &Case, ctx: &RequestContext) {
     let Some(payload) = case
         .opt("canonical_request")
@@ -1507,12 +1379,7 @@ fn check_request(case: &Case, ctx: &RequestContext) {
             .map(|(_, v)| v.as_str());
         assert_eq!(actual, value.as_str(), "case {name}: header {header}");
     }
-    let credential = match &request.credential {
-        Credential::None => json!("none"),
-        Credential::Bearer => json!("bearer"),
-        Credential::Header(header) => json!({"header": header}),
-        Credential::Query(query) => json!({"query": query}),
-    };
+    let credential = credential_json(&request.credential);
     assert_matches(name, "credential", &credential, &expected["credential"]);
     let body = sent_body(&payload, &request.body);
     assert_matches(name, "request body", &body, &expected["body"]);
@@ -1560,7 +1427,7 @@ fn check_answer(case: &Case, ctx: &RequestContext) {
                     assert_matches(&case.name, "usage", &usage, expected);
                 }
             }
-            Err(err) => check_error(case, &err),
+            Err(err) => assert_error(case, &err),
         }
     }
     if let Some(stream) = case.opt("upstream_stream").and_then(Value::as_str) {
@@ -1621,7 +1488,7 @@ fn check_answer(case: &Case, ctx: &RequestContext) {
             .unwrap_or(true);
         assert_eq!(done, expect_done, "case {}: done", case.name);
         match (&error, case.opt("expect_error")) {
-            (Some(err), Some(_)) => check_error(case, err),
+            (Some(err), Some(_)) => assert_error(case, err),
             (None, None) => {}
             (Some(err), None) => panic!("case {}: unexpected stream error {err}", case.name),
             (None, Some(_)) => panic!("case {}: expected a stream error", case.name),
@@ -1638,7 +1505,7 @@ fn conformance_cases() {
     let cases = cases("anthropic/adapter");
     assert!(cases.len() >= 19, "{} cases", cases.len());
     for case in &cases {
-        let ctx = case_ctx(case);
+        let ctx = case.request_context("anthropic");
         check_request(case, &ctx);
         check_answer(case, &ctx);
     }

@@ -31,16 +31,11 @@ impl Adapter for Gemini {
 
     fn info() -> PluginInfo {
         PluginInfo::adapter("gemini", env!("CARGO_PKG_VERSION"), "gemini")
-            .with_capabilities([
-                capability::TOOLS,
-                capability::VISION,
-                capability::JSON_MODE,
-                capability::JSON_SCHEMA,
-                capability::REASONING,
-                capability::USAGE_IN_STREAM,
-                capability::PARALLEL_TOOL_CALLS,
-                capability::COUNT_TOKENS,
-            ])
+            .with_capabilities(
+                capability::FULL_CHAT
+                    .into_iter()
+                    .chain([capability::COUNT_TOKENS]),
+            )
             .with_description(
                 "Google Gemini API (generateContent, streamGenerateContent, countTokens)",
             )

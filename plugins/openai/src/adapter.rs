@@ -9,13 +9,20 @@ use orch_plugin_sdk::{
     StreamItem, UpstreamRequest, UpstreamRequestBuilder, capability, classify_details,
     json::RawObject,
     openai::{chunk_kind, usage_from_openai},
+    provider::{BaseUrl, OptionsReader, check_base_url, endpoint, valid_header_value},
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// Option keys a provider may set, for error messages.
-const OPTION_KEYS: &str = "organization, project, headers, stream_usage, azure";
+/// Option keys a provider may set, in the order error messages list them.
+const OPTION_KEYS: &[&str] = &[
+    "organization",
+    "project",
+    "headers",
+    "stream_usage",
+    "azure",
+];
 
 /// Keys of the `azure` option, for error messages.
 const AZURE_KEYS: &str = "deployment, api_version";
@@ -84,23 +91,15 @@ impl Adapter for OpenAi {
 
     fn info() -> PluginInfo {
         PluginInfo::adapter("openai", env!("CARGO_PKG_VERSION"), "openai")
-            .with_capabilities([
-                capability::TOOLS,
-                capability::VISION,
-                capability::JSON_MODE,
-                capability::JSON_SCHEMA,
-                capability::REASONING,
-                capability::USAGE_IN_STREAM,
-                capability::PARALLEL_TOOL_CALLS,
-            ])
+            .with_capabilities(capability::FULL_CHAT)
             .with_description("OpenAI Chat Completions and OpenAI-compatible APIs (vLLM, Ollama, DeepSeek, Groq, OpenRouter)")
     }
 
     fn check_provider(provider: &Provider) -> Result<(), PluginError> {
-        check_base_url(provider)?;
+        let base_url = check_base_url(provider)?;
         let options = Options::parse(provider)?;
         if options.azure.is_some() {
-            check_azure_base_url(provider)?;
+            check_azure_base_url(provider, &base_url)?;
         }
         Ok(())
     }
@@ -344,18 +343,16 @@ impl Options {
     /// Parses and validates a provider's options; unknown keys and wrong types
     /// are `bad-request` errors naming the key.
     pub fn parse(provider: &Provider) -> Result<Self, PluginError> {
-        let invalid = |message: String| {
-            PluginError::bad_request(format!("provider `{}`: {message}", provider.name))
-        };
+        let reader = OptionsReader::new(provider, "openai", OPTION_KEYS);
         let mut options = Self::default();
-        for (key, value) in provider.options_object()? {
+        for (key, value) in reader.entries()? {
             match key.as_str() {
                 "organization" | "project" => {
                     let Value::String(text) = value else {
-                        return Err(invalid(format!("option `{key}` must be a string")));
+                        return Err(reader.invalid(format_args!("option `{key}` must be a string")));
                     };
                     if !valid_header_value(&text) {
-                        return Err(invalid(format!(
+                        return Err(reader.invalid(format_args!(
                             "option `{key}` must not contain control characters"
                         )));
                     }
@@ -365,36 +362,23 @@ impl Options {
                         options.project = Some(text);
                     }
                 }
-                "headers" => {
-                    let Value::Object(headers) = value else {
-                        return Err(invalid(
-                            "option `headers` must be an object of header names to string values"
-                                .to_owned(),
-                        ));
-                    };
-                    options.headers = parse_headers(headers).map_err(invalid)?;
-                }
+                "headers" => options.headers = reader.extra_headers(value, RESERVED_HEADERS)?,
                 "stream_usage" => {
                     let Value::Bool(flag) = value else {
-                        return Err(invalid(
-                            "option `stream_usage` must be a boolean".to_owned(),
-                        ));
+                        return Err(reader.invalid("option `stream_usage` must be a boolean"));
                     };
                     options.stream_usage = flag;
                 }
-                "azure" => options.azure = Some(Azure::parse(value).map_err(invalid)?),
-                _ => {
-                    return Err(invalid(format!(
-                        "unknown option `{key}` for the openai adapter (known options: {OPTION_KEYS})"
-                    )));
+                "azure" => {
+                    options.azure = Some(Azure::parse(value).map_err(|m| reader.invalid(m))?);
                 }
+                _ => return Err(reader.unknown(&key)),
             }
         }
         if options.azure.is_some() && (options.organization.is_some() || options.project.is_some())
         {
-            return Err(invalid(
-                "options `organization` and `project` do not apply to Azure OpenAI (`azure`)"
-                    .to_owned(),
+            return Err(reader.invalid(
+                "options `organization` and `project` do not apply to Azure OpenAI (`azure`)",
             ));
         }
         Ok(options)
@@ -421,92 +405,9 @@ impl Options {
     }
 }
 
-fn parse_headers(headers: Map<String, Value>) -> Result<Headers, String> {
-    let mut parsed = Vec::with_capacity(headers.len());
-    for (name, value) in headers {
-        let lower = name.to_ascii_lowercase();
-        if lower.is_empty() || !lower.bytes().all(is_token_byte) {
-            return Err(format!(
-                "option `headers`: `{name}` is not a valid header name"
-            ));
-        }
-        if RESERVED_HEADERS.contains(&lower.as_str()) {
-            return Err(format!(
-                "option `headers`: `{name}` cannot be set here (the gateway sets it)"
-            ));
-        }
-        let Value::String(value) = value else {
-            return Err(format!(
-                "option `headers`: the value of `{name}` must be a string"
-            ));
-        };
-        if !valid_header_value(&value) {
-            return Err(format!(
-                "option `headers`: the value of `{name}` must not contain control characters"
-            ));
-        }
-        parsed.push((lower, value));
-    }
-    Ok(parsed)
-}
-
-/// RFC 9110 `tchar`.
-fn is_token_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
-}
-
-fn valid_header_value(value: &str) -> bool {
-    !value.chars().any(|c| c.is_control() && c != '\t')
-}
-
-/// Checks that `base_url` is an absolute http(s) URL without credentials,
-/// query or fragment.
-fn check_base_url(provider: &Provider) -> Result<(), PluginError> {
-    let url = provider.base_url.as_str();
-    let invalid = |why: &str| {
-        PluginError::bad_request(format!(
-            "provider `{}`: base_url `{url}` {why}",
-            provider.name
-        ))
-        .with_param("base_url")
-    };
-    let lower = url.to_ascii_lowercase();
-    let Some(rest) = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"))
-    else {
-        return Err(invalid("must be an http:// or https:// URL"));
-    };
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid("must not contain whitespace"));
-    }
-    if url.contains(['?', '#']) {
-        return Err(invalid("must not contain a query or fragment"));
-    }
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.contains('@') {
-        return Err(invalid("must not contain credentials"));
-    }
-    let host_ok = !authority.is_empty()
-        && !authority.starts_with(':')
-        && authority
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b));
-    if !host_ok {
-        return Err(invalid("has no valid host"));
-    }
-    Ok(())
-}
-
 /// An Azure `base_url` is the resource endpoint: the adapter adds `/openai/…`.
-fn check_azure_base_url(provider: &Provider) -> Result<(), PluginError> {
-    let path = provider
-        .base_url
-        .splitn(4, '/')
-        .nth(3)
-        .unwrap_or_default()
-        .trim_end_matches('/')
-        .to_ascii_lowercase();
+fn check_azure_base_url(provider: &Provider, base_url: &BaseUrl<'_>) -> Result<(), PluginError> {
+    let path = base_url.path().trim_end_matches('/').to_ascii_lowercase();
     if path == "openai" || path.starts_with("openai/") || path.ends_with("/openai") {
         return Err(PluginError::bad_request(format!(
             "provider `{}`: with `azure`, base_url `{}` must be the resource endpoint without `/openai` (e.g. https://my-resource.openai.azure.com)",
@@ -515,11 +416,6 @@ fn check_azure_base_url(provider: &Provider) -> Result<(), PluginError> {
         .with_param("base_url"));
     }
     Ok(())
-}
-
-/// `{base_url}/{path}` without a doubled slash.
-fn endpoint(base_url: &str, path: &str) -> String {
-    format!("{}/{path}", base_url.trim_end_matches('/'))
 }
 
 /// The `stream_options` edit asking for usage in the stream: the client's

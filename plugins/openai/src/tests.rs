@@ -1,7 +1,7 @@
 use orch_plugin_sdk::{
     Adapter, ChunkKind, Credential, ErrorClass, Frame, Framing, JsonEdit, Operation, PayloadForm,
     PluginError, PluginKind, Provider, RequestBody, RequestContext, StreamChunk, StreamDecoder,
-    StreamItem, Usage,
+    StreamItem, Usage, capability,
 };
 use serde_json::{Value, json};
 
@@ -66,18 +66,7 @@ fn info() {
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(info.kind, PluginKind::Adapter);
     assert_eq!(info.dialect, "openai");
-    assert_eq!(
-        info.capabilities,
-        [
-            "tools",
-            "vision",
-            "json-mode",
-            "json-schema",
-            "reasoning",
-            "usage-in-stream",
-            "parallel-tool-calls"
-        ]
-    );
+    assert_eq!(info.capabilities, capability::FULL_CHAT);
     assert!(!info.description.is_empty());
 }
 

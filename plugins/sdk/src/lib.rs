@@ -115,6 +115,9 @@
 //! * [`json::RawObject`]: edit top-level fields of a JSON object, keeping
 //!   field order and the exact text of everything else.
 //! * [`openai`]: usage and chunk kinds of the canonical (OpenAI) shape.
+//! * [`provider`]: checking a provider's configuration (base URL, options
+//!   with errors naming the known keys, extra headers) and joining endpoint
+//!   URLs, with the same messages in every adapter.
 //!
 //! Native unit tests (`cargo test --target x86_64-unknown-linux-gnu`) work:
 //! outside WebAssembly the log goes to standard error and the export macros
@@ -132,6 +135,7 @@ mod http;
 pub mod json;
 pub mod log;
 pub mod openai;
+pub mod provider;
 mod transformer;
 mod types;
 

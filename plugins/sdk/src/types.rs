@@ -39,6 +39,28 @@ pub mod capability {
     pub const COUNT_TOKENS: &str = "count-tokens";
     /// Embeddings.
     pub const EMBEDDINGS: &str = "embeddings";
+
+    /// What an adapter for a full-featured chat API declares, in this order:
+    /// [`TOOLS`], [`VISION`], [`JSON_MODE`], [`JSON_SCHEMA`], [`REASONING`],
+    /// [`USAGE_IN_STREAM`], [`PARALLEL_TOOL_CALLS`] (everything but
+    /// [`COUNT_TOKENS`] and [`EMBEDDINGS`]).
+    ///
+    /// ```
+    /// use orch_plugin_sdk::{PluginInfo, capability};
+    ///
+    /// let info = PluginInfo::adapter("my-provider", "0.1.0", "openai")
+    ///     .with_capabilities(capability::FULL_CHAT.into_iter().chain([capability::COUNT_TOKENS]));
+    /// assert_eq!(info.capabilities.len(), 8);
+    /// ```
+    pub const FULL_CHAT: [&str; 7] = [
+        TOOLS,
+        VISION,
+        JSON_MODE,
+        JSON_SCHEMA,
+        REASONING,
+        USAGE_IN_STREAM,
+        PARALLEL_TOOL_CALLS,
+    ];
 }
 
 /// Metadata every plugin reports from `info`. The host reads it once at load
@@ -240,5 +262,26 @@ impl SseEvent {
             event: Some(event.into()),
             data: data.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capability;
+
+    #[test]
+    fn full_chat_capabilities() {
+        assert_eq!(
+            capability::FULL_CHAT,
+            [
+                "tools",
+                "vision",
+                "json-mode",
+                "json-schema",
+                "reasoning",
+                "usage-in-stream",
+                "parallel-tool-calls"
+            ]
+        );
     }
 }

@@ -1,6 +1,10 @@
 //! `info`, `check_provider`, the probe.
 
-use orch_plugin_sdk::{Adapter, Credential, ErrorClass, PluginKind, RequestBody};
+use orch_conformance::unit::{
+    assert_adapter_info, assert_base_urls_accepted, assert_base_urls_refused,
+    assert_options_refused,
+};
+use orch_plugin_sdk::{Adapter, Credential, ErrorClass, RequestBody, capability};
 use serde_json::json;
 
 use super::{BASE, headers, provider};
@@ -8,42 +12,20 @@ use crate::Gemini;
 
 #[test]
 fn info() {
-    let info = Gemini::info();
-    assert_eq!(info.id, "gemini");
-    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
-    assert_eq!(info.kind, PluginKind::Adapter);
-    assert_eq!(info.dialect, "gemini");
-    assert_eq!(
-        info.capabilities,
-        [
-            "tools",
-            "vision",
-            "json-mode",
-            "json-schema",
-            "reasoning",
-            "usage-in-stream",
-            "parallel-tool-calls",
-            "count-tokens"
-        ]
-    );
-    assert!(!info.description.is_empty());
+    let capabilities = [&capability::FULL_CHAT[..], &[capability::COUNT_TOKENS]].concat();
+    let version = env!("CARGO_PKG_VERSION");
+    assert_adapter_info(&Gemini::info(), "gemini", version, "gemini", &capabilities);
 }
 
 #[test]
 fn check_provider_accepts_good_configurations() {
-    for url in [
+    assert_base_urls_accepted::<Gemini>(&[
         BASE,
         "https://generativelanguage.googleapis.com/",
         "http://127.0.0.1:9090",
         "http://localhost:9090/proxy/gemini",
         "http://[::1]:8080",
-    ] {
-        assert_eq!(
-            Gemini::check_provider(&provider(url, json!({}))),
-            Ok(()),
-            "{url}"
-        );
-    }
+    ]);
     let options = json!({
         "api_version": "v1alpha",
         "headers": {"X-Goog-User-Project": "my-project"},
@@ -54,7 +36,7 @@ fn check_provider_accepts_good_configurations() {
 
 #[test]
 fn check_provider_rejects_bad_base_urls() {
-    for url in [
+    assert_base_urls_refused::<Gemini>(&[
         "generativelanguage.googleapis.com",
         "ftp://example.com",
         "https://",
@@ -64,11 +46,8 @@ fn check_provider_rejects_bad_base_urls() {
         "https://exa mple.com",
         "https://generativelanguage.googleapis.com/v1beta",
         "https://generativelanguage.googleapis.com/v1/",
-    ] {
-        let err = Gemini::check_provider(&provider(url, json!({}))).expect_err(url);
-        assert_eq!(err.class, ErrorClass::BadRequest, "{url}");
-        assert_eq!(err.param.as_deref(), Some("base_url"), "{url}");
-    }
+        "https://generativelanguage.googleapis.com/V1Alpha",
+    ]);
     let err = Gemini::check_provider(&provider(&format!("{BASE}/v1beta"), json!({})))
         .expect_err("version in the URL");
     assert!(err.message.contains("api_version"), "{}", err.message);
@@ -115,11 +94,7 @@ fn check_provider_rejects_bad_options_naming_the_key() {
         ),
         (json!([1]), "must be a JSON object"),
     ];
-    for (options, needle) in cases {
-        let err = Gemini::check_provider(&provider(BASE, options.clone())).expect_err("invalid");
-        assert_eq!(err.class, ErrorClass::BadRequest);
-        assert!(err.message.contains(needle), "{options}: {}", err.message);
-    }
+    assert_options_refused::<Gemini>(BASE, &cases);
 }
 
 #[test]

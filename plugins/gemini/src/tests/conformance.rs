@@ -1,17 +1,14 @@
 //! Replays every case in `plugins/conformance/gemini/adapter/` (format in
 //! `plugins/conformance/README.md`) through the adapter.
-//!
-//! Beyond the README's fields, a case may set `context.form` (`"native"`;
-//! then the payload is `native_request`), `context.request_id`,
-//! `context.received_at_ms`, `upstream_headers` (an object), and
-//! `expect_error.code` / `expect_error.retry_after_ms`.
 
-use orch_conformance::{Case, assert_matches, cases, sse_frames};
-use orch_plugin_sdk::{
-    Adapter, ChunkKind, Credential, Frame, Operation, PayloadForm, PluginError, Provider,
-    RequestBody, RequestContext, StreamDecoder, StreamItem, Usage,
+use orch_conformance::{
+    Case, assert_error, assert_matches, cases, credential_json, sse_frames, usage_json,
 };
-use serde_json::{Map, Value, json};
+use orch_plugin_sdk::{
+    Adapter, ChunkKind, Frame, PayloadForm, RequestBody, RequestContext, StreamDecoder, StreamItem,
+    Usage,
+};
+use serde_json::{Value, json};
 
 use crate::{Gemini, GeminiDecoder};
 
@@ -29,7 +26,7 @@ fn conformance_cases() {
 }
 
 fn run(case: &Case) {
-    let ctx = context(case);
+    let ctx = case.request_context("gemini");
     if let Some(expect) = case.opt("expect_request") {
         check_request(case, &ctx, expect);
     }
@@ -66,7 +63,7 @@ fn run(case: &Case) {
                     case.name
                 );
             }
-            Err(err) => check_error(case, &err),
+            Err(err) => assert_error(case, &err),
         }
     }
     if let Some(stream) = case.opt("upstream_stream") {
@@ -77,48 +74,6 @@ fn run(case: &Case) {
             headers,
             stream.as_str().expect("SSE text"),
         );
-    }
-}
-
-fn context(case: &Case) -> RequestContext {
-    let c = case.field("context");
-    let text = |key: &str| c.get(key).and_then(Value::as_str);
-    let provider = c.get("provider").expect("context.provider");
-    let form = match text("form") {
-        Some("native") => PayloadForm::Native,
-        None | Some("canonical") => PayloadForm::Canonical,
-        Some(other) => panic!("case {}: unknown form {other}", case.name),
-    };
-    RequestContext {
-        request_id: text("request_id").unwrap_or("req-conformance").to_owned(),
-        operation: match text("operation") {
-            None | Some("chat") => Operation::Chat,
-            Some("count-tokens") => Operation::CountTokens,
-            Some(other) => panic!("case {}: unknown operation {other}", case.name),
-        },
-        requested_model: text("requested_model").expect("requested_model").to_owned(),
-        upstream_model: text("upstream_model").expect("upstream_model").to_owned(),
-        streaming: c.get("streaming").and_then(Value::as_bool).unwrap_or(false),
-        form,
-        ingress_dialect: if form == PayloadForm::Native {
-            "gemini"
-        } else {
-            "openai"
-        }
-        .to_owned(),
-        received_at_ms: c
-            .get("received_at_ms")
-            .and_then(Value::as_u64)
-            .unwrap_or(1_750_000_000_000),
-        provider: Provider {
-            name: "conformance".to_owned(),
-            base_url: provider["base_url"].as_str().expect("base_url").to_owned(),
-            options: provider
-                .get("options")
-                .cloned()
-                .unwrap_or(json!({}))
-                .to_string(),
-        },
     }
 }
 
@@ -148,12 +103,7 @@ fn check_request(case: &Case, ctx: &RequestContext, expect: &Value) {
             case.name
         );
     }
-    let credential = match &request.credential {
-        Credential::None => json!("none"),
-        Credential::Bearer => json!("bearer"),
-        Credential::Header(name) => json!({"header": name}),
-        Credential::Query(name) => json!({"query": name}),
-    };
+    let credential = credential_json(&request.credential);
     assert_matches(&case.name, "credential", &credential, &expect["credential"]);
     let body = match &request.body {
         RequestBody::Empty => Value::Null,
@@ -235,7 +185,7 @@ fn replay_stream(
     });
     check_usage(case, usage);
     match error {
-        Some(err) => check_error(case, &err),
+        Some(err) => assert_error(case, &err),
         None => assert!(
             case.opt("expect_error").is_none(),
             "case {}: expected an error",
@@ -248,39 +198,6 @@ fn check_usage(case: &Case, usage: Option<Usage>) {
     let Some(expected) = case.opt("expect_usage") else {
         return;
     };
-    let actual = usage.map_or(Value::Null, |u| {
-        json!({
-            "input_tokens": u.input_tokens,
-            "output_tokens": u.output_tokens,
-            "cached_input_tokens": u.cached_input_tokens,
-            "cache_write_input_tokens": u.cache_write_input_tokens,
-            "reasoning_tokens": u.reasoning_tokens,
-        })
-    });
+    let actual = usage.as_ref().map_or(Value::Null, usage_json);
     assert_matches(&case.name, "usage", &actual, expected);
-}
-
-fn check_error(case: &Case, err: &PluginError) {
-    let Some(Value::Object(expected)) = case.opt("expect_error") else {
-        panic!("case {}: unexpected error {err}", case.name);
-    };
-    let all = json!({
-        "class": err.class.as_str(),
-        "retryable": err.retryable,
-        "status": err.status,
-        "code": err.code,
-        "retry_after_ms": err.retry_after_ms,
-        "message": err.message,
-    });
-    // Compare the fields the case names.
-    let actual: Map<String, Value> = expected
-        .keys()
-        .map(|k| (k.clone(), all.get(k).cloned().unwrap_or(Value::Null)))
-        .collect();
-    assert_matches(
-        &case.name,
-        "error",
-        &Value::Object(actual),
-        &Value::Object(expected.clone()),
-    );
 }

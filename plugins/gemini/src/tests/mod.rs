@@ -1,9 +1,9 @@
 //! Tests of the gemini adapter: unit tests per area, and the replay of the
 //! golden conformance cases in `plugins/conformance/gemini/adapter/`.
 
+use orch_conformance::unit::{headers, provider, request_context};
 use orch_plugin_sdk::{
-    Adapter, Operation, PayloadForm, PluginError, Provider, RequestBody, RequestContext,
-    UpstreamRequest,
+    Adapter, PayloadForm, PluginError, RequestBody, RequestContext, UpstreamRequest,
 };
 use serde_json::{Value, json};
 
@@ -19,25 +19,10 @@ mod stream;
 
 const BASE: &str = "https://generativelanguage.googleapis.com";
 
-fn provider(base_url: &str, options: Value) -> Provider {
-    Provider {
-        name: "test".to_owned(),
-        base_url: base_url.to_owned(),
-        options: options.to_string(),
-    }
-}
-
 fn ctx(streaming: bool) -> RequestContext {
     RequestContext {
-        request_id: "req-1".to_owned(),
-        operation: Operation::Chat,
-        requested_model: "my-alias".to_owned(),
-        upstream_model: "gemini-2.5-flash".to_owned(),
         streaming,
-        form: PayloadForm::Canonical,
-        ingress_dialect: "openai".to_owned(),
-        received_at_ms: 1_700_000_000_000,
-        provider: provider(BASE, json!({})),
+        ..request_context(provider(BASE, json!({})), "my-alias", "gemini-2.5-flash")
     }
 }
 
@@ -47,13 +32,6 @@ fn native_ctx(streaming: bool) -> RequestContext {
         ingress_dialect: "gemini".to_owned(),
         ..ctx(streaming)
     }
-}
-
-fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-        .collect()
 }
 
 /// Builds a canonical request and returns the JSON body.
