@@ -26,6 +26,20 @@ CLIENT_KEY = "sk-test-client-key"
 CANARY = "sk-CANARY-" + secrets.token_hex(16)
 
 
+# Backend name → (provider in the generated config, upstream model name).
+BACKENDS = {
+    "openai": ("fake", "fake-model"),
+    "anthropic": ("fake-anthropic", "fake-claude-model"),
+    "gemini": ("fake-gemini", "fake-gemini-model"),
+}
+# Upstream error statuses each backend has a `via-<backend>-<status>` model for.
+ERROR_STATUSES = (429, 500, 503)
+# `via-<backend>-cut`: the upstream stream breaks after this many events, a
+# few content events in (the fake counts OpenAI events from the role chunk,
+# Anthropic ones from message_start, ping included, and Gemini responses).
+CUT_AFTER = {"openai": 3, "anthropic": 6, "gemini": 3}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,8 +93,9 @@ class Stack:
             [str(FAKE_BIN), "--listen", f"127.0.0.1:{fake_port}", "--expect-key", CANARY],
             workdir / "fake.log",
         )
-        self.fake_url = f"http://127.0.0.1:{fake_port}/v1"
-        wait_http(f"{self.fake_url}/models".replace("/v1/models", "/_fake/stats"))
+        self.fake_origin = f"http://127.0.0.1:{fake_port}"
+        self.fake_url = f"{self.fake_origin}/v1"
+        wait_http(f"{self.fake_origin}/_fake/stats")
         self.port = free_port()
         self.db = workdir / "gateway.db"
         config = workdir / "gateway.toml"
@@ -131,17 +146,51 @@ targets = [{{ provider = "wrong-key", model = "fake-model", weight = 1 }}]
 [[models]]
 name = "failover"
 targets = [{{ provider = "wrong-key", model = "fake-model", weight = 5 }}, {{ provider = "fake", model = "status-500", weight = 5 }}, {{ provider = "fake", model = "fake-model", weight = 1 }}]
-"""
+
+[[providers]]
+name = "fake-anthropic"
+adapter = "anthropic"
+base_url = "{self.fake_origin}"
+api_keys = ["env:E2E_PROVIDER_KEY"]
+
+[[providers]]
+name = "fake-gemini"
+adapter = "gemini"
+base_url = "{self.fake_origin}"
+api_keys = ["env:E2E_PROVIDER_KEY"]
+{self._backend_models()}"""
         )
         env = dict(os.environ, E2E_CLIENT_KEY=CLIENT_KEY, E2E_PROVIDER_KEY=CANARY)
         env.pop("RUST_LOG", None)
         self.gateway = Proc([str(ORCH_BIN), "serve", "--config", str(config)], workdir / "gateway.log", env)
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.gateway_origin = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.gateway_origin}/v1"
         try:
             wait_http(f"http://127.0.0.1:{self.port}/readyz")
         except RuntimeError as e:
             self.stop()
             raise RuntimeError(f"{e}; gateway output:\n{self.gateway.output()}") from None
+
+    @staticmethod
+    def _backend_models() -> str:
+        """`via-<backend>` for each provider adapter, `via-<backend>-<status>`
+        models whose upstream answers with that error status, and
+        `via-<backend>-cut` whose upstream stream breaks after some content."""
+        out = []
+        for backend, (provider, upstream) in BACKENDS.items():
+            out.append(f'[[models]]\nname = "via-{backend}"\n'
+                       f'targets = [{{ provider = "{provider}", model = "{upstream}", weight = 1 }}]\n')
+            magic = {str(status): f"status-{status}" for status in ERROR_STATUSES}
+            magic["cut"] = f"cut-after-{CUT_AFTER[backend]}"
+            for suffix, upstream_magic in magic.items():
+                out.append(f'[[models]]\nname = "via-{backend}-{suffix}"\n'
+                           f'targets = [{{ provider = "{provider}", model = "{upstream_magic}", weight = 1 }}]\n')
+        return "\n" + "\n".join(out)
+
+    def fake_json(self, path: str):
+        """A fake-upstream control endpoint (`/_fake/...`) as JSON."""
+        with urllib.request.urlopen(f"{self.fake_origin}{path}", timeout=10) as r:
+            return json.loads(r.read())
 
     def stop(self):
         self.gateway.stop()

@@ -23,6 +23,22 @@ def test_canary_never_leaks():
             status, body = http_json(f"{stack.base_url}/chat/completions", {"model": "fake-gpt"}, key=CANARY)
             assert status == 401
             bodies.append(body)
+            # The Anthropic and Gemini providers hold the canary too (sent as
+            # x-api-key and x-goog-api-key), reached from every dialect.
+            for backend in ("anthropic", "gemini"):
+                for model in (f"via-{backend}", f"via-{backend}-429", f"via-{backend}-500"):
+                    user = {"role": "user", "content": "x"}
+                    for url, payload in (
+                        (f"{stack.base_url}/chat/completions", {"model": model, "messages": [user]}),
+                        (f"{stack.base_url}/messages", {"model": model, "max_tokens": 8, "messages": [user]}),
+                        (
+                            f"{stack.gateway_origin}/v1beta/models/{model}:generateContent",
+                            {"contents": [{"role": "user", "parts": [{"text": "x"}]}]},
+                        ),
+                    ):
+                        status, body = http_json(url, payload)
+                        assert (status == 200) == (model == f"via-{backend}"), (url, model, status, body)
+                        bodies.append(body)
         finally:
             stack.stop()
         assert stack.fake.output() is not None

@@ -37,6 +37,11 @@
 //! reason `API_KEY_INVALID`. Unknown request fields are accepted in every
 //! dialect (the real Anthropic and Gemini APIs refuse them), so tests can
 //! check that a gateway passes them through ([`FakeUpstream::last_request`]).
+//! Likewise every successful response carries an unknown field whose value
+//! is `{"ok": true}`: OpenAI `x_fake_extension` on a `chat.completion`,
+//! Anthropic `x_fake_extension` on a `message` (and on the `message_start`
+//! event's message and the `message_delta` event), Gemini `xFakeExtension`
+//! on every `GenerateContentResponse`, streamed ones included.
 //!
 //! # Replies
 //!

@@ -166,6 +166,10 @@ struct ToolCall<'t> {
     #[serde(rename = "type")]
     kind: &'static str,
     function: FunctionCall<'t>,
+    /// The canonical extension (e.g. a Gemini `thought_signature`), carried
+    /// back from the `tool_use` block the gateway put it on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra_content: Option<&'t Json<'t>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -558,7 +562,9 @@ fn image_part<'t>(block: &Object<'t>) -> Result<Part<'t>, PluginError> {
 }
 
 /// A `tool_use` block → a canonical tool call; the id is kept verbatim and
-/// `input` becomes compact JSON text with its key order intact.
+/// `input` becomes compact JSON text with its key order intact. An
+/// `extra_content` object (which this dialect's responses put on `tool_use`
+/// blocks, see `encode`) becomes the call's `extra_content`, unchanged.
 fn tool_call<'t>(block: &Object<'t>) -> Result<ToolCall<'t>, PluginError> {
     let arguments = match block.get("input") {
         Some(input) if input.kind() == Kind::Object => serde_json::to_string(input.value)
@@ -573,6 +579,10 @@ fn tool_call<'t>(block: &Object<'t>) -> Result<ToolCall<'t>, PluginError> {
             name: block.str("name")?,
             arguments,
         },
+        extra_content: block
+            .get("extra_content")
+            .filter(|extra| extra.kind() == Kind::Object)
+            .map(|extra| extra.value),
     })
 }
 

@@ -30,7 +30,18 @@ pub(crate) enum Block<'a> {
         id: Cow<'a, str>,
         name: Cow<'a, str>,
         input: ToolInput<'a>,
+        /// The canonical tool call's `extra_content` (a Gemini
+        /// `thought_signature` that must come back with the call). Anthropic
+        /// has no such field; the anthropic SDKs keep unknown block fields
+        /// and send them back with the block, and `decode` reads it again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        extra_content: Option<&'a Value>,
     },
+}
+
+/// A canonical tool call's `extra_content`, when it is an object.
+pub(crate) fn extra_content(call: &Value) -> Option<&Value> {
+    call.get("extra_content").filter(|extra| extra.is_object())
 }
 
 /// A tool call's `input`: the canonical `arguments` text (when it is a JSON
@@ -202,6 +213,7 @@ pub(crate) fn encode_response(
             id,
             name: Cow::Borrowed(name),
             input: ToolInput::from_arguments(arguments),
+            extra_content: extra_content(call),
         });
         used_tools = true;
     }

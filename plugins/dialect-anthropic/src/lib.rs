@@ -25,7 +25,7 @@
 //! | `text` block | `{"type":"text","text"}` part |
 //! | `image` block, `base64` source | `image_url` part with `data:<media_type>;base64,<data>` |
 //! | `image` block, `url` source | `image_url` part with the URL |
-//! | assistant `tool_use` | `tool_calls[]`: id verbatim, `arguments` = compact JSON of `input` (key order kept) |
+//! | assistant `tool_use` | `tool_calls[]`: id verbatim, `arguments` = compact JSON of `input` (key order kept), the block's `extra_content` object (see Responses) as the call's `extra_content`, unchanged |
 //! | user `tool_result` | a `role: "tool"` message each, **before** the rest of that user message; see below |
 //! | assistant `thinking` / `redacted_thinking` | `thinking_blocks` (text, signature, data unchanged) + `reasoning_content` (thinking texts concatenated) |
 //! | `tools[]` (custom) | `{"type":"function","function":{name, description, parameters: input_schema, strict}}` (schema verbatim) |
@@ -73,7 +73,11 @@
 //! left out, since a client would send back an unsigned block that Anthropic
 //! refuses), then the text (or the `refusal`), then `tool_use` blocks (ids
 //! verbatim, `input` = `arguments` verbatim when it is a JSON object, else
-//! `{}` with a warning in the log). `stop_reason`: `stop` → `end_turn`,
+//! `{}` with a warning in the log; a tool call's `extra_content`, such as a
+//! Gemini `thought_signature` that must come back with the call, is put on
+//! its block as the non-Anthropic field `extra_content`: the anthropic SDKs
+//! keep unknown block fields and send them back with the block, and a client
+//! that drops it only loses the signature). `stop_reason`: `stop` → `end_turn`,
 //! `length` → `max_tokens`, `tool_calls` → `tool_use`, `content_filter` →
 //! `refusal`, and `tool_use` whenever tool calls are present and the turn did
 //! not end for length or filtering; `stop_sequence` is always `null` (the
@@ -84,8 +88,10 @@
 //! # Streams ([`AnthropicEncoder`])
 //!
 //! See the `stream` module: `message_start`, content blocks with correct
-//! indexes, `message_delta` (stop reason and cumulative usage including input
-//! and cache counts, as current Anthropic streams send), `message_stop`; an
+//! indexes (a `tool_use` block's `content_block_start` carries the
+//! `extra_content` of the call's first delta), `message_delta` (stop reason
+//! and cumulative usage including input and cache counts, as current
+//! Anthropic streams send), `message_stop`; an
 //! `error` event on abort (no `message_stop`). Unsigned streamed reasoning is
 //! sent live as a thinking block whose signature stays empty. Tool calls
 //! without an id get `call_<index>_<name>`; chunks of choices other than 0

@@ -21,7 +21,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::encode::{
-    AnthropicUsage, Block, ToolInput, message_id, stop_reason, str_field, usage_from_canonical,
+    AnthropicUsage, Block, ToolInput, extra_content, message_id, stop_reason, str_field,
+    usage_from_canonical,
 };
 use crate::error::error_body;
 
@@ -440,6 +441,7 @@ impl AnthropicEncoder {
                     id,
                     name: Cow::Borrowed(name),
                     input: ToolInput::Empty,
+                    extra_content: extra_content(call),
                 };
                 let block = self.open_block(block, out)?;
                 self.open = Some(Open::Tool {

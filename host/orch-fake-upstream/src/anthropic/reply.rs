@@ -10,6 +10,16 @@ use crate::prompt_cache::PromptCache;
 use crate::signature::thinking_signature;
 use crate::synth::{self, Intent};
 
+/// The unknown field every Anthropic `message` (and the `message_start`
+/// and `message_delta` stream events) carries, so tests can check that
+/// unknown response fields survive a gateway.
+pub(crate) const EXTENSION_FIELD: &str = "x_fake_extension";
+
+/// The value of [`EXTENSION_FIELD`].
+pub(crate) fn extension() -> Value {
+    json!({"ok": true})
+}
+
 /// A thinking block of a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Thinking {
@@ -169,6 +179,7 @@ impl<'r> Reply<'r> {
             "stop_reason": self.stop_reason,
             "stop_sequence": null,
             "usage": self.usage,
+            EXTENSION_FIELD: extension(),
         }))
     }
 }
@@ -233,6 +244,7 @@ mod tests {
         assert_eq!(json["usage"]["input_tokens"], 2);
         assert_eq!(json["usage"]["output_tokens"], 30);
         assert_eq!(json["usage"]["cache_read_input_tokens"], 0);
+        assert_eq!(json[EXTENSION_FIELD], json!({"ok": true}));
     }
 
     #[test]

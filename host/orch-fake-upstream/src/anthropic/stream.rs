@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::error::AnthropicError;
-use super::reply::{Body, Reply};
+use super::reply::{Body, EXTENSION_FIELD, Reply, extension};
 use crate::chat::reply::split_even;
 use crate::stream::{ScriptBuilder, SseScript, StreamOptions};
 
@@ -27,7 +27,7 @@ pub(crate) fn render(reply: &Reply<'_>, options: StreamOptions) -> serde_json::R
         &json!({"type": "message_start", "message": {
             "id": reply.id, "type": "message", "role": "assistant", "content": [],
             "model": reply.model, "stop_reason": null, "stop_sequence": null,
-            "usage": start_usage}}),
+            "usage": start_usage, EXTENSION_FIELD: extension()}}),
     )?;
 
     if options.error_event {
@@ -88,7 +88,8 @@ pub(crate) fn render(reply: &Reply<'_>, options: StreamOptions) -> serde_json::R
                 "input_tokens": usage.input_tokens,
                 "cache_creation_input_tokens": usage.cache_creation_input_tokens,
                 "cache_read_input_tokens": usage.cache_read_input_tokens,
-                "output_tokens": usage.output_tokens}}),
+                "output_tokens": usage.output_tokens},
+            EXTENSION_FIELD: extension()}),
     )?;
     out.named(
         Duration::ZERO,
@@ -212,6 +213,8 @@ mod tests {
         assert_eq!(text, "Fake reply to: Hi");
         assert_eq!(events[7].1["delta"]["stop_reason"], "end_turn");
         assert_eq!(events[7].1["usage"]["output_tokens"], 3);
+        assert_eq!(events[0].1["message"][EXTENSION_FIELD], json!({"ok": true}));
+        assert_eq!(events[7].1[EXTENSION_FIELD], json!({"ok": true}));
     }
 
     #[test]

@@ -10,6 +10,11 @@ use crate::prompt_cache::PromptCache;
 use crate::signature::function_call_signature;
 use crate::synth::{self, Intent};
 
+/// The unknown field every `GenerateContentResponse` (streamed ones too)
+/// carries, so tests can check that unknown response fields survive a
+/// gateway.
+pub(crate) const EXTENSION_FIELD: &str = "xFakeExtension";
+
 /// A `functionCall` part of a reply.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FunctionCall {
@@ -197,6 +202,7 @@ impl<'r> Reply<'r> {
             "usageMetadata": self.usage.metadata(candidates),
             "modelVersion": self.model,
             "responseId": self.response_id,
+            EXTENSION_FIELD: {"ok": true},
         })
     }
 
@@ -237,6 +243,7 @@ mod tests {
         );
         assert_eq!(candidate["finishReason"], "STOP");
         assert_eq!(json["modelVersion"], "gem");
+        assert_eq!(json[EXTENSION_FIELD], json!({"ok": true}));
         assert_eq!(
             json["usageMetadata"],
             json!({"promptTokenCount": 2, "candidatesTokenCount": 8, "totalTokenCount": 10,

@@ -100,6 +100,7 @@ mod tests {
 
     use super::*;
     use crate::chat::reply::IdGenerator;
+    use crate::gemini::reply::EXTENSION_FIELD;
     use crate::gemini::request::{Mode, parse};
     use crate::prompt_cache::PromptCache;
 
@@ -146,6 +147,11 @@ mod tests {
             .collect();
         assert_eq!(joined, "Fake reply to: Hello");
         assert!(events[0]["candidates"][0].get("finishReason").is_none());
+        assert!(
+            events
+                .iter()
+                .all(|event| event[EXTENSION_FIELD] == json!({"ok": true}))
+        );
         assert_eq!(events[0]["usageMetadata"]["candidatesTokenCount"], 1);
         assert_eq!(events[2]["candidates"][0]["finishReason"], "STOP");
         assert_eq!(events[2]["usageMetadata"]["candidatesTokenCount"], 3);

@@ -159,6 +159,8 @@ async fn text_reply_has_the_anthropic_shape() {
     );
     assert_eq!(reply["stop_reason"], "end_turn");
     assert!(reply["stop_sequence"].is_null());
+    // An unknown field, for gateway pass-through tests.
+    assert_eq!(reply["x_fake_extension"], json!({"ok": true}));
     assert_eq!(
         reply["usage"],
         json!({
@@ -207,6 +209,7 @@ async fn stream_has_the_event_sequence() {
     assert_eq!(message["content"], json!([]));
     assert!(message["stop_reason"].is_null());
     assert_eq!(message["usage"]["input_tokens"], 2);
+    assert_eq!(message["x_fake_extension"], json!({"ok": true}));
     assert_eq!(
         assemble(&events),
         [json!({"type": "text", "text": "Fake reply to: Hello"})]
@@ -215,6 +218,7 @@ async fn stream_has_the_event_sequence() {
     assert_eq!(delta["delta"]["stop_reason"], "end_turn");
     assert_eq!(delta["usage"]["output_tokens"], 4);
     assert_eq!(delta["usage"]["input_tokens"], 2);
+    assert_eq!(delta["x_fake_extension"], json!({"ok": true}));
     let stats = upstream.stats();
     assert_eq!((stats.streams_started, stats.streams_completed), (1, 1));
 }

@@ -111,6 +111,8 @@ async fn generate_content_has_the_gemini_shape() {
     assert_eq!(candidate["finishReason"], "STOP");
     assert_eq!(candidate["index"], 0);
     assert_eq!(reply["modelVersion"], "gemini-test");
+    // An unknown field, for gateway pass-through tests.
+    assert_eq!(reply["xFakeExtension"], json!({"ok": true}));
     assert!(
         reply["responseId"]
             .as_str()
@@ -142,6 +144,7 @@ async fn sse_stream_ends_with_finish_reason_and_usage() {
     assert_eq!(text, "Fake reply to: Hello");
     for (k, response) in responses.iter().enumerate() {
         assert_eq!(response["responseId"], responses[0]["responseId"]);
+        assert_eq!(response["xFakeExtension"], json!({"ok": true}));
         assert_eq!(response["usageMetadata"]["promptTokenCount"], 2);
         assert_eq!(response["usageMetadata"]["candidatesTokenCount"], k + 1);
         let finish = response["candidates"][0].get("finishReason");
