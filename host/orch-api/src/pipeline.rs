@@ -602,7 +602,7 @@ async fn attempts(
             Err(Failed::Retry(e)) => {
                 tracing::info!(
                     request_id = %ingress.request_id, provider = %provider.name,
-                    plugin = %plugin.label(), code = %e.code, "attempt failed; trying the next target"
+                    plugin = %plugin.label(), code = %e.code, "attempt failed"
                 );
                 last = Some(e);
             }

@@ -1,7 +1,9 @@
 //! The gateway benchmark behind `cargo xtask bench`: it starts fake upstreams
-//! and the gateway, drives load at them directly and through the gateway,
+//! and the gateway, drives load at them directly and through the gateway (the
+//! OpenAI path, and Anthropic and Gemini routes: pass-through and translated),
 //! reads the gateway's CPU time and memory from `/proc`, times plugin calls
-//! in-process, and prints the figures next to the targets from the issue.
+//! and stream-chunk translation in-process, and prints the figures next to
+//! the targets from the issue.
 //!
 //! A library only so that its parts are unit-tested; the `orch-bench` binary
 //! wires them together.

@@ -1,8 +1,10 @@
 //! The load generator: concurrent workers, each on its own keep-alive
-//! HTTP/1.1 connection, sending the same small chat request in a loop, and
-//! the statistics of what they measured.
+//! HTTP/1.1 connection, sending the same small chat request in a loop (in
+//! the OpenAI, Anthropic or Gemini dialect), and the statistics of what they
+//! measured.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -15,20 +17,111 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// The path every chat request goes to, on the fake and on the gateway.
-const CHAT_PATH: &str = "/v1/chat/completions";
+/// The API key sent to Anthropic and Gemini endpoints (the fake upstream
+/// wants one, whatever its value; the benchmark's gateway is open).
+pub const API_KEY: &str = "bench-key";
 
-/// The last event of a complete OpenAI stream.
-const DONE_MARK: &[u8] = b"data: [DONE]";
+/// The `anthropic-version` every Anthropic request names.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// Bytes of a failed response's body quoted in the error.
 const ERROR_SNIPPET_BYTES: usize = 300;
+
+/// The wire dialect a scenario's requests speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// OpenAI Chat Completions: `POST /v1/chat/completions`.
+    OpenAi,
+    /// Anthropic Messages: `POST /v1/messages`.
+    Anthropic,
+    /// Gemini: `POST /v1beta/models/{model}:generateContent`, or
+    /// `:streamGenerateContent?alt=sse`.
+    Gemini,
+}
+
+impl Api {
+    /// The dialect's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::OpenAi => "OpenAI",
+            Api::Anthropic => "Anthropic",
+            Api::Gemini => "Gemini",
+        }
+    }
+
+    /// The path of a chat request for `model`.
+    pub fn path(self, model: &str, stream: bool) -> String {
+        match self {
+            Api::OpenAi => "/v1/chat/completions".to_owned(),
+            Api::Anthropic => "/v1/messages".to_owned(),
+            Api::Gemini if stream => {
+                format!("/v1beta/models/{model}:streamGenerateContent?alt=sse")
+            }
+            Api::Gemini => format!("/v1beta/models/{model}:generateContent"),
+        }
+    }
+
+    /// Headers besides `host` and `content-type`: the key and version the
+    /// dialect requires.
+    pub fn headers(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Api::OpenAi => &[],
+            Api::Anthropic => &[
+                ("x-api-key", API_KEY),
+                ("anthropic-version", ANTHROPIC_VERSION),
+            ],
+            Api::Gemini => &[("x-goog-api-key", API_KEY)],
+        }
+    }
+
+    /// The request body every worker sends.
+    pub fn body(self, model: &str, stream: bool) -> Bytes {
+        match self {
+            Api::OpenAi => chat_body(model, stream),
+            Api::Anthropic => anthropic_body(model, stream),
+            Api::Gemini => gemini_body(),
+        }
+    }
+
+    /// Bytes only a complete stream holds: OpenAI's `[DONE]` event,
+    /// Anthropic's `message_stop` event, Gemini's last response (the only
+    /// one with a `finishReason`; Gemini has no terminal event).
+    pub fn end_mark(self) -> &'static [u8] {
+        match self {
+            Api::OpenAi => b"data: [DONE]",
+            Api::Anthropic => b"event: message_stop",
+            Api::Gemini => b"\"finishReason\"",
+        }
+    }
+}
+
+/// The same question as [`chat_body`] as an Anthropic Messages request.
+pub fn anthropic_body(model: &str, stream: bool) -> Bytes {
+    let body = serde_json::json!({
+        "model": model,
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": "Say hello"}],
+        "stream": stream,
+    });
+    Bytes::from(body.to_string())
+}
+
+/// The same question as [`chat_body`] as a Gemini request (the model and
+/// whether to stream are in the path).
+pub fn gemini_body() -> Bytes {
+    let body = serde_json::json!({
+        "contents": [{"role": "user", "parts": [{"text": "Say hello"}]}],
+    });
+    Bytes::from(body.to_string())
+}
 
 /// One measured run: who is called, how, and for how long.
 #[derive(Debug, Clone)]
 pub struct Scenario {
     /// The server's address.
     pub addr: SocketAddr,
+    /// The dialect of the requests.
+    pub api: Api,
     /// The model named in the request.
     pub model: String,
     /// Whether to ask for a stream.
@@ -138,9 +231,15 @@ pub async fn run(
         measure_from: start + scenario.warmup,
         measure_until: start + scenario.warmup + scenario.window,
     };
-    let body = chat_body(&scenario.model, scenario.stream);
+    let call = Arc::new(Call {
+        host: scenario.addr.to_string(),
+        path: scenario.api.path(&scenario.model, scenario.stream),
+        headers: scenario.api.headers(),
+        body: scenario.api.body(&scenario.model, scenario.stream),
+        end_mark: scenario.stream.then(|| scenario.api.end_mark()),
+    });
     let workers: Vec<_> = (0..scenario.concurrency.max(1))
-        .map(|_| tokio::spawn(worker(scenario.addr, body.clone(), scenario.stream, plan)))
+        .map(|_| tokio::spawn(worker(scenario.addr, call.clone(), plan)))
         .collect();
 
     let mut cpu = None;
@@ -174,6 +273,18 @@ pub async fn run(
     })
 }
 
+/// The request every worker of a scenario sends, and how a complete
+/// stream is recognised.
+#[derive(Debug)]
+struct Call {
+    host: String,
+    path: String,
+    headers: &'static [(&'static str, &'static str)],
+    body: Bytes,
+    /// For streams: bytes the body must contain to be complete.
+    end_mark: Option<&'static [u8]>,
+}
+
 /// When the measured window opens and closes.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
@@ -199,8 +310,7 @@ impl WorkerResult {
 
 /// One worker: one connection (re-opened after a failure), one request at a
 /// time until the window closes.
-async fn worker(addr: SocketAddr, body: Bytes, stream: bool, plan: Plan) -> WorkerResult {
-    let host = addr.to_string();
+async fn worker(addr: SocketAddr, call: Arc<Call>, plan: Plan) -> WorkerResult {
     let mut result = WorkerResult::default();
     let mut conn: Option<SendRequest<Full<Bytes>>> = None;
     loop {
@@ -220,7 +330,7 @@ async fn worker(addr: SocketAddr, body: Bytes, stream: bool, plan: Plan) -> Work
                 }
             },
         };
-        match exchange(sender, &host, &body, stream, started).await {
+        match exchange(sender, &call, started).await {
             Ok(sample) => {
                 let ended = Instant::now();
                 if started >= plan.measure_from {
@@ -269,21 +379,23 @@ struct Sample {
 /// Send one request and read the whole response.
 async fn exchange(
     sender: &mut SendRequest<Full<Bytes>>,
-    host: &str,
-    body: &Bytes,
-    stream: bool,
+    call: &Call,
     started: Instant,
 ) -> Result<Sample, String> {
     sender
         .ready()
         .await
         .map_err(|e| format!("connection: {e}"))?;
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(Method::POST)
-        .uri(CHAT_PATH)
-        .header(HOST, host)
-        .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(body.clone()))
+        .uri(call.path.as_str())
+        .header(HOST, call.host.as_str())
+        .header(CONTENT_TYPE, "application/json");
+    for (name, value) in call.headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(call.body.clone()))
         .map_err(|e| e.to_string())?;
     let response = sender
         .send_request(request)
@@ -293,7 +405,7 @@ async fn exchange(
     let mut incoming = response.into_body();
     let mut ttfb = None;
     let mut received = 0usize;
-    let mut done = DoneScanner::default();
+    let mut end = call.end_mark.map(MarkScanner::new);
     let mut snippet = Vec::new();
     while let Some(frame) = incoming.frame().await {
         let frame = frame.map_err(|e| format!("reading the body after {received} bytes: {e}"))?;
@@ -305,8 +417,8 @@ async fn exchange(
         }
         ttfb.get_or_insert_with(|| started.elapsed());
         received += data.len();
-        if stream {
-            done.feed(data);
+        if let Some(end) = &mut end {
+            end.feed(data);
         }
         if status != StatusCode::OK && snippet.len() < ERROR_SNIPPET_BYTES {
             let room = ERROR_SNIPPET_BYTES - snippet.len();
@@ -320,9 +432,10 @@ async fn exchange(
             String::from_utf8_lossy(&snippet)
         ));
     }
-    if stream && !done.seen() {
+    if let Some(end) = end.filter(|end| !end.seen()) {
         return Err(format!(
-            "stream ended after {received} bytes without `data: [DONE]`"
+            "stream ended after {received} bytes without `{}`",
+            String::from_utf8_lossy(end.mark)
         ));
     }
     if received == 0 {
@@ -334,24 +447,33 @@ async fn exchange(
     })
 }
 
-/// Finds `data: [DONE]` in a body that arrives in pieces, including when the
-/// marker is split across two pieces.
-#[derive(Debug, Default)]
-struct DoneScanner {
-    /// The last `DONE_MARK.len() - 1` bytes seen.
+/// Finds a marker (e.g. `data: [DONE]`) in a body that arrives in pieces,
+/// including when the marker is split across pieces.
+#[derive(Debug)]
+struct MarkScanner {
+    mark: &'static [u8],
+    /// The last `mark.len() - 1` bytes seen.
     tail: Vec<u8>,
     seen: bool,
 }
 
-impl DoneScanner {
+impl MarkScanner {
+    fn new(mark: &'static [u8]) -> Self {
+        MarkScanner {
+            mark,
+            tail: Vec::new(),
+            seen: mark.is_empty(),
+        }
+    }
+
     fn feed(&mut self, data: &[u8]) {
         if self.seen {
             return;
         }
-        let keep = DONE_MARK.len() - 1;
+        let keep = self.mark.len() - 1;
         let mut joint = std::mem::take(&mut self.tail);
         joint.extend_from_slice(&data[..data.len().min(keep)]);
-        if contains(&joint, DONE_MARK) || contains(data, DONE_MARK) {
+        if contains(&joint, self.mark) || contains(data, self.mark) {
             self.seen = true;
             return;
         }
@@ -420,30 +542,61 @@ mod tests {
         assert_eq!(Summary::of(&mut []), None);
     }
 
+    const DONE: &[u8] = b"data: [DONE]";
+
     #[test]
     fn done_is_found_whole_or_split() {
-        let mut whole = DoneScanner::default();
+        let mut whole = MarkScanner::new(DONE);
         whole.feed(b"data: {\"x\":1}\n\ndata: [DONE]\n\n");
         assert!(whole.seen());
 
         let text = b"data: {\"choices\":[]}\n\ndata: [DONE]\n\n";
         for cut in 0..text.len() {
-            let mut split = DoneScanner::default();
+            let mut split = MarkScanner::new(DONE);
             split.feed(&text[..cut]);
             split.feed(&text[cut..]);
             assert!(split.seen(), "cut at {cut}");
         }
 
-        let mut bytewise = DoneScanner::default();
+        let mut bytewise = MarkScanner::new(DONE);
         for b in text {
             bytewise.feed(std::slice::from_ref(b));
         }
         assert!(bytewise.seen());
 
-        let mut none = DoneScanner::default();
+        let mut none = MarkScanner::new(DONE);
         none.feed(b"data: [DON");
         none.feed(b"E-ish]\n\n");
         assert!(!none.seen());
+    }
+
+    #[test]
+    fn every_dialect_end_mark_is_found_in_its_stream_end() {
+        let ends: [(Api, &[u8]); 3] = [
+            (Api::OpenAi, b"data: {\"choices\":[]}\n\ndata: [DONE]\n\n"),
+            (
+                Api::Anthropic,
+                b"event: message_delta\ndata: {}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+            ),
+            (
+                Api::Gemini,
+                b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\".\"}]},\"finishReason\":\"STOP\"}]}\r\n\r\n",
+            ),
+        ];
+        for (api, text) in ends {
+            for cut in 0..text.len() {
+                let mut split = MarkScanner::new(api.end_mark());
+                split.feed(&text[..cut]);
+                split.feed(&text[cut..]);
+                assert!(split.seen(), "{api:?} cut at {cut}");
+            }
+        }
+        let mut unfinished = MarkScanner::new(Api::Gemini.end_mark());
+        unfinished.feed(b"data: {\"candidates\":[{\"index\":0}]}\r\n\r\n");
+        assert!(!unfinished.seen());
+        let mut empty = MarkScanner::new(b"");
+        empty.feed(b"");
+        assert!(empty.seen());
     }
 
     #[test]
@@ -454,6 +607,53 @@ mod tests {
         assert!(plain.get("stream_options").is_none());
         let streaming: serde_json::Value = serde_json::from_slice(&chat_body("m", true)).unwrap();
         assert_eq!(streaming["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn anthropic_bodies_are_messages_requests() {
+        for stream in [false, true] {
+            let body: serde_json::Value =
+                serde_json::from_slice(&anthropic_body("claude", stream)).unwrap();
+            assert_eq!(body["model"], "claude");
+            assert_eq!(body["stream"], stream);
+            assert!(body["max_tokens"].as_u64().unwrap() > 0);
+            assert_eq!(body["messages"][0]["role"], "user");
+            assert_eq!(body["messages"][0]["content"], "Say hello");
+        }
+    }
+
+    #[test]
+    fn gemini_bodies_carry_contents_only() {
+        let body: serde_json::Value = serde_json::from_slice(&gemini_body()).unwrap();
+        assert_eq!(body["contents"][0]["role"], "user");
+        assert_eq!(body["contents"][0]["parts"][0]["text"], "Say hello");
+        assert!(body.get("model").is_none());
+    }
+
+    #[test]
+    fn each_dialect_has_its_path_and_headers() {
+        assert_eq!(Api::OpenAi.path("m", true), "/v1/chat/completions");
+        assert_eq!(Api::Anthropic.path("m", false), "/v1/messages");
+        assert_eq!(
+            Api::Gemini.path("m", false),
+            "/v1beta/models/m:generateContent"
+        );
+        assert_eq!(
+            Api::Gemini.path("m", true),
+            "/v1beta/models/m:streamGenerateContent?alt=sse"
+        );
+        assert!(Api::OpenAi.headers().is_empty());
+        assert_eq!(
+            Api::Anthropic.headers(),
+            [("x-api-key", API_KEY), ("anthropic-version", "2023-06-01")]
+        );
+        assert_eq!(Api::Gemini.headers(), [("x-goog-api-key", API_KEY)]);
+        let openai: serde_json::Value =
+            serde_json::from_slice(&Api::OpenAi.body("m", true)).unwrap();
+        assert_eq!(openai["stream_options"]["include_usage"], true);
+        let anthropic: serde_json::Value =
+            serde_json::from_slice(&Api::Anthropic.body("m", true)).unwrap();
+        assert_eq!(anthropic["stream"], true);
     }
 
     #[test]

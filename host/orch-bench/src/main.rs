@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use orch_bench::load::{self, Scenario};
-use orch_bench::plugin_costs::{self, PluginCosts};
+use orch_bench::load::{self, Api, Scenario};
+use orch_bench::plugin_costs::{self, PluginCosts, TranslationCosts};
 use orch_bench::procs::{self, GatewaySetup, Machine, Service};
-use orch_bench::report::{Comparison, LoopDeadline, Pacing, Report};
+use orch_bench::report::{Comparison, LoopDeadline, Pacing, Report, Route, RouteComparison};
 
 /// The paced fake upstream: a slow first token, then slow chunks.
 const PACING: Pacing = Pacing {
@@ -31,6 +31,12 @@ const PACED_CONCURRENCY: usize = 4;
 /// (streaming, concurrency) of the load scenarios, in the order they run.
 const LOAD: [(bool, usize); 4] = [(false, 1), (true, 1), (false, 64), (true, 64)];
 
+/// The longest measured window of a route scenario: at c=1 a short window
+/// already holds thousands of requests, and there are ten such windows.
+const ROUTE_WINDOW: Duration = Duration::from_secs(2);
+/// The longest warm-up of a route scenario.
+const ROUTE_WARMUP: Duration = Duration::from_millis(500);
+
 /// Gateway latency, throughput, CPU, memory and plugin-call benchmark.
 #[derive(Debug, Parser)]
 #[command(name = "orch-bench", version, about)]
@@ -41,14 +47,17 @@ struct Cli {
     /// The fake upstream binary (`fake-upstream`).
     #[arg(long)]
     fake_bin: PathBuf,
-    /// The folder with the bundled plugins (must hold `openai.wasm`).
+    /// The folder with the bundled plugins (must hold `openai.wasm`,
+    /// `anthropic.wasm`, `gemini.wasm`, `dialect-anthropic.wasm` and
+    /// `dialect-gemini.wasm`).
     #[arg(long)]
     plugins: PathBuf,
     /// The folder with the fixture plugins; with `fixture_loop.wasm` there,
     /// the infinite-loop deadline overshoot is measured too.
     #[arg(long)]
     fixtures: Option<PathBuf>,
-    /// Measured window per scenario, in seconds.
+    /// Measured window per scenario, in seconds (route scenarios at c=1:
+    /// at most 2 s).
     #[arg(long, default_value_t = 5)]
     duration_secs: u64,
     /// Warm-up before each measured window, in milliseconds.
@@ -57,7 +66,8 @@ struct Cli {
     /// Measured iterations per plugin call.
     #[arg(long, default_value_t = 5000)]
     plugin_iterations: usize,
-    /// A smoke run: 1 s windows, 500 ms warm-ups, fewer plugin iterations.
+    /// A smoke run: 1 s windows (route scenarios: 300 ms), 500 ms warm-ups
+    /// (200 ms), fewer plugin iterations.
     #[arg(long)]
     quick: bool,
 }
@@ -67,6 +77,10 @@ struct Cli {
 struct Effort {
     window: Duration,
     warmup: Duration,
+    /// The window of each route scenario.
+    route_window: Duration,
+    /// The warm-up of each route scenario.
+    route_warmup: Duration,
     plugin_iterations: usize,
     loop_runs: usize,
 }
@@ -77,13 +91,19 @@ impl Cli {
             Effort {
                 window: Duration::from_secs(1),
                 warmup: Duration::from_millis(500),
+                route_window: Duration::from_millis(300),
+                route_warmup: Duration::from_millis(200),
                 plugin_iterations: self.plugin_iterations.min(1000),
                 loop_runs: 3,
             }
         } else {
+            let window = Duration::from_secs(self.duration_secs.max(1));
+            let warmup = Duration::from_millis(self.warmup_ms);
             Effort {
-                window: Duration::from_secs(self.duration_secs.max(1)),
-                warmup: Duration::from_millis(self.warmup_ms),
+                window,
+                warmup,
+                route_window: window.min(ROUTE_WINDOW),
+                route_warmup: warmup.min(ROUTE_WARMUP),
                 plugin_iterations: self.plugin_iterations,
                 loop_runs: 10,
             }
@@ -145,10 +165,12 @@ async fn run(cli: &Cli) -> Result<Report> {
     let effort = cli.effort();
     require_file(&cli.gateway_bin, "the gateway binary")?;
     require_file(&cli.fake_bin, "the fake upstream binary")?;
-    require_file(&cli.plugins.join("openai.wasm"), "openai.wasm")?;
+    for file in std::iter::once("openai.wasm").chain(plugin_costs::TRANSLATION_PLUGINS) {
+        require_file(&cli.plugins.join(file), file)?;
+    }
     let machine = Machine::detect();
 
-    let (plugins, loop_deadline) = measure_plugins(cli, effort).await?;
+    let (plugins, translation, loop_deadline) = measure_plugins(cli, effort).await?;
 
     let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
     eprintln!(
@@ -160,6 +182,7 @@ async fn run(cli: &Cli) -> Result<Report> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = procs::memory(services.gateway.pid())?;
     let (load, paced) = measure_load(&mut services, effort).await?;
+    let routes = measure_routes(&mut services, effort).await?;
     let after_load = procs::memory(services.gateway.pid())?;
     services.stop().await;
 
@@ -170,15 +193,23 @@ async fn run(cli: &Cli) -> Result<Report> {
         load,
         pacing: PACING,
         paced,
+        routes,
+        route_warmup: effort.route_warmup,
+        route_window: effort.route_window,
         idle,
         after_load,
         plugins,
+        translation,
         loop_deadline,
     })
 }
 
-/// Plugin call costs, and the infinite-loop deadline when the fixture is there.
-async fn measure_plugins(cli: &Cli, effort: Effort) -> Result<(PluginCosts, LoopDeadline)> {
+/// Plugin call costs, stream-chunk translation costs, and the infinite-loop
+/// deadline when the fixture is there.
+async fn measure_plugins(
+    cli: &Cli,
+    effort: Effort,
+) -> Result<(PluginCosts, TranslationCosts, LoopDeadline)> {
     eprintln!(
         "measuring plugin calls ({} iterations each)…",
         effort.plugin_iterations
@@ -186,6 +217,13 @@ async fn measure_plugins(cli: &Cli, effort: Effort) -> Result<(PluginCosts, Loop
     let costs = plugin_costs::measure(&cli.plugins, effort.plugin_iterations)
         .await
         .context("plugin call costs")?;
+    eprintln!(
+        "measuring stream-chunk translation ({} chunks per call)…",
+        effort.plugin_iterations
+    );
+    let translation = plugin_costs::measure_translation(&cli.plugins, effort.plugin_iterations)
+        .await
+        .context("stream-chunk translation costs")?;
     let loop_deadline = match cli.fixtures.as_ref().map(|d| d.join("fixture_loop.wasm")) {
         None => LoopDeadline::Skipped("no --fixtures".into()),
         Some(f) if !f.is_file() => LoopDeadline::Skipped(format!("{} not found", f.display())),
@@ -201,7 +239,7 @@ async fn measure_plugins(cli: &Cli, effort: Effort) -> Result<(PluginCosts, Loop
             )
         }
     };
-    Ok((costs, loop_deadline))
+    Ok((costs, translation, loop_deadline))
 }
 
 /// The processes under test. Each is killed when this is dropped, so an
@@ -300,6 +338,7 @@ async fn measure_load(
     let cpu_probe = move || procs::cpu_time(gateway_pid);
     let scenario = |service: &Service, model: &str, stream: bool, concurrency: usize| Scenario {
         addr: service.addr(),
+        api: Api::OpenAi,
         model: model.to_owned(),
         stream,
         concurrency,
@@ -327,18 +366,106 @@ async fn measure_load(
             "[{}/{total}] {mode} c={concurrency}: direct, then through the gateway…",
             i + 1
         );
-        let direct = scenario(&services.fake, "fake-model", stream, concurrency);
-        let through = scenario(&services.gateway, "bench", stream, concurrency);
+        let direct = scenario(&services.fake, procs::DEFAULT_MODEL, stream, concurrency);
+        let through = scenario(&services.gateway, procs::OPENAI_MODEL, stream, concurrency);
         comparisons.push(compare(direct, through, services).await?);
     }
 
     eprintln!(
         "[{total}/{total}] paced stream c={PACED_CONCURRENCY}: direct, then through the gateway…"
     );
-    let direct = scenario(&services.paced, "fake-model", true, PACED_CONCURRENCY);
-    let through = scenario(&services.gateway, "paced", true, PACED_CONCURRENCY);
+    let direct = scenario(
+        &services.paced,
+        procs::DEFAULT_MODEL,
+        true,
+        PACED_CONCURRENCY,
+    );
+    let through = scenario(
+        &services.gateway,
+        procs::PACED_MODEL,
+        true,
+        PACED_CONCURRENCY,
+    );
     let paced = compare(direct, through, services).await?;
     Ok((comparisons, paced))
+}
+
+/// The gateway model behind which the fast fake upstream speaks `api`.
+fn gateway_model(api: Api) -> &'static str {
+    match api {
+        Api::OpenAi => procs::OPENAI_MODEL,
+        Api::Anthropic => procs::ANTHROPIC_MODEL,
+        Api::Gemini => procs::GEMINI_MODEL,
+    }
+}
+
+/// The routes between other dialects at c=1, non-streaming then streaming:
+/// per mode, the fake upstream directly in each provider dialect once
+/// (routes with the same provider dialect share that run), each route
+/// through the gateway right after its direct run.
+async fn measure_routes(services: &mut Services, effort: Effort) -> Result<Vec<RouteComparison>> {
+    let gateway_pid = services.gateway.pid();
+    let cpu_probe = move || procs::cpu_time(gateway_pid);
+    let scenario = |service: &Service, api: Api, model: &str, stream: bool| Scenario {
+        addr: service.addr(),
+        api,
+        model: model.to_owned(),
+        stream,
+        concurrency: 1,
+        warmup: effort.route_warmup,
+        window: effort.route_window,
+    };
+    let total = 2 * Route::ALL.len();
+    let mut done = 0;
+    let mut routes = Vec::with_capacity(total);
+    for stream in [false, true] {
+        let mode = if stream { "stream" } else { "non-stream" };
+        let mut direct: Option<(Api, load::Outcome)> = None;
+        for route in Route::ALL {
+            done += 1;
+            let upstream = route.upstream();
+            let baseline = match direct.take() {
+                Some((api, outcome)) if api == upstream => {
+                    eprintln!(
+                        "[route {done}/{total}] {} {mode} c=1: through the gateway (direct {} run reused)…",
+                        route.label(),
+                        upstream.name()
+                    );
+                    outcome
+                }
+                _ => {
+                    eprintln!(
+                        "[route {done}/{total}] {} {mode} c=1: direct ({}), then through the gateway…",
+                        route.label(),
+                        upstream.name()
+                    );
+                    let d = scenario(&services.fake, upstream, procs::DEFAULT_MODEL, stream);
+                    let outcome = load::run(&d, None).await?;
+                    services.check_alive()?;
+                    outcome
+                }
+            };
+            let through = scenario(
+                &services.gateway,
+                route.client(),
+                gateway_model(upstream),
+                stream,
+            );
+            let gateway = load::run(&through, Some(&cpu_probe)).await?;
+            services.check_alive()?;
+            routes.push(RouteComparison {
+                route,
+                load: Comparison {
+                    stream,
+                    concurrency: 1,
+                    direct: baseline.clone(),
+                    gateway,
+                },
+            });
+            direct = Some((upstream, baseline));
+        }
+    }
+    Ok(routes)
 }
 
 fn args(list: &[&str]) -> Vec<OsString> {

@@ -193,6 +193,19 @@ fn stderr_tail(path: &Path) -> String {
     }
 }
 
+/// The model the fake upstreams serve (their default), named in direct
+/// requests and as every target's upstream model.
+pub const DEFAULT_MODEL: &str = "fake-model";
+
+/// The gateway model served by the fast fake upstream's OpenAI API.
+pub const OPENAI_MODEL: &str = "bench";
+/// The gateway model served by the fast fake upstream's Anthropic API.
+pub const ANTHROPIC_MODEL: &str = "bench-claude";
+/// The gateway model served by the fast fake upstream's Gemini API.
+pub const GEMINI_MODEL: &str = "bench-gemini";
+/// The gateway model served by the paced fake upstream.
+pub const PACED_MODEL: &str = "paced";
+
 /// Where the generated gateway configuration points.
 #[derive(Debug, Clone)]
 pub struct GatewaySetup {
@@ -200,17 +213,21 @@ pub struct GatewaySetup {
     pub database: PathBuf,
     /// The plugins folder.
     pub plugins: PathBuf,
-    /// The fast fake upstream, behind model `bench`.
+    /// The fast fake upstream, behind models `bench` (OpenAI API),
+    /// `bench-claude` (Anthropic API) and `bench-gemini` (Gemini API).
     pub fake: SocketAddr,
     /// The paced fake upstream, behind model `paced`.
     pub paced: SocketAddr,
 }
 
 /// The gateway configuration for the benchmark. It listens on port 0: the
-/// gateway prints the port it got, so there is no free-port race.
+/// gateway prints the port it got, so there is no free-port race. The
+/// Anthropic and Gemini providers get a literal key (the fake wants one,
+/// whatever its value).
 pub fn gateway_config(setup: &GatewaySetup) -> String {
     let database = toml_string(&format!("sqlite://{}", setup.database.display()));
     let plugins = toml_string(&setup.plugins.display().to_string());
+    let key = toml_string(crate::load::API_KEY);
     format!(
         r#"[server]
 listen = "127.0.0.1:0"
@@ -231,17 +248,37 @@ adapter = "openai"
 base_url = "http://{fake}/v1"
 
 [[providers]]
+name = "fake-anthropic"
+adapter = "anthropic"
+base_url = "http://{fake}"
+api_keys = [{key}]
+
+[[providers]]
+name = "fake-gemini"
+adapter = "gemini"
+base_url = "http://{fake}"
+api_keys = [{key}]
+
+[[providers]]
 name = "paced"
 adapter = "openai"
 base_url = "http://{paced}/v1"
 
 [[models]]
-name = "bench"
-targets = [{{ provider = "fake", model = "fake-model", weight = 1 }}]
+name = "{OPENAI_MODEL}"
+targets = [{{ provider = "fake", model = "{DEFAULT_MODEL}", weight = 1 }}]
 
 [[models]]
-name = "paced"
-targets = [{{ provider = "paced", model = "fake-model", weight = 1 }}]
+name = "{ANTHROPIC_MODEL}"
+targets = [{{ provider = "fake-anthropic", model = "{DEFAULT_MODEL}", weight = 1 }}]
+
+[[models]]
+name = "{GEMINI_MODEL}"
+targets = [{{ provider = "fake-gemini", model = "{DEFAULT_MODEL}", weight = 1 }}]
+
+[[models]]
+name = "{PACED_MODEL}"
+targets = [{{ provider = "paced", model = "{DEFAULT_MODEL}", weight = 1 }}]
 "#,
         fake = setup.fake,
         paced = setup.paced,
@@ -443,11 +480,31 @@ mod tests {
         let config =
             orch_core::config::Config::from_toml(&dir.path().join("bench.toml"), &text, &no_env)
                 .unwrap();
-        assert_eq!(config.providers.len(), 2);
-        assert_eq!(config.models.len(), 2);
+        assert_eq!(config.providers.len(), 4);
+        assert_eq!(config.models.len(), 4);
         assert_eq!(
             config.providers[0].base_url.as_str(),
             "http://127.0.0.1:1111/v1"
+        );
+        for (i, adapter) in [(1, "anthropic"), (2, "gemini")] {
+            let provider = &config.providers[i];
+            assert_eq!(provider.adapter, adapter);
+            assert!(
+                provider
+                    .base_url
+                    .as_str()
+                    .starts_with("http://127.0.0.1:1111")
+            );
+            assert_eq!(provider.api_keys.len(), 1);
+        }
+        assert_eq!(
+            config.providers[3].base_url.as_str(),
+            "http://127.0.0.1:2222/v1"
+        );
+        let names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [OPENAI_MODEL, ANTHROPIC_MODEL, GEMINI_MODEL, PACED_MODEL]
         );
         assert_eq!(config.plugins.dir, PathBuf::from("/tmp/plugins \"x\""));
         assert!(!config.plugins.watch);

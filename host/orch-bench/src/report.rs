@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::load::{Outcome, Summary};
-use crate::plugin_costs::{DeadlineOvershoot, PluginCosts};
+use crate::load::{Api, Outcome, Summary};
+use crate::plugin_costs::{ChunkCost, DeadlineOvershoot, PluginCosts, TranslationCosts};
 use crate::procs::{Machine, Memory};
 
 /// Added latency at c=1, p50.
@@ -22,6 +22,91 @@ pub const TARGET_CPU_PER_REQUEST: Duration = Duration::from_micros(300);
 pub const TARGET_IDLE_RSS_KIB: u64 = 60 * 1024;
 /// Gateway peak resident memory, KiB.
 pub const TARGET_PEAK_RSS_KIB: u64 = 150 * 1024;
+/// Pass-through added latency (p50, c=1), as a multiple of the OpenAI
+/// path's in the same mode.
+pub const TARGET_PASS_THROUGH_FACTOR: f64 = 1.2;
+/// Translated paths' added latency (p50, c=1), as a multiple of the
+/// pass-through's in the same mode.
+pub const TARGET_TRANSLATED_FACTOR: f64 = 2.0;
+/// Translating one stream chunk, p50.
+pub const TARGET_CHUNK_TRANSLATION: Duration = Duration::from_micros(20);
+
+/// A way through the gateway between a client dialect and a provider
+/// dialect, measured besides the OpenAI path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// (a) An Anthropic client on an Anthropic-backed model: bytes forwarded.
+    PassThrough,
+    /// (b) An OpenAI client on an Anthropic-backed model.
+    OpenAiToAnthropic,
+    /// (c) An Anthropic client on a Gemini-backed model.
+    AnthropicToGemini,
+}
+
+impl Route {
+    /// Every route, in the order they run and print.
+    pub const ALL: [Route; 3] = [
+        Route::PassThrough,
+        Route::OpenAiToAnthropic,
+        Route::AnthropicToGemini,
+    ];
+
+    /// A short name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::PassThrough => "(a) pass-through",
+            Route::OpenAiToAnthropic => "(b) OpenAI→Anthropic",
+            Route::AnthropicToGemini => "(c) Anthropic→Gemini",
+        }
+    }
+
+    /// The dialect the client speaks to the gateway.
+    pub fn client(self) -> Api {
+        match self {
+            Route::PassThrough | Route::AnthropicToGemini => Api::Anthropic,
+            Route::OpenAiToAnthropic => Api::OpenAi,
+        }
+    }
+
+    /// The dialect of the provider behind the model (what direct calls use).
+    pub fn upstream(self) -> Api {
+        match self {
+            Route::PassThrough | Route::OpenAiToAnthropic => Api::Anthropic,
+            Route::AnthropicToGemini => Api::Gemini,
+        }
+    }
+}
+
+/// One route in one mode at c=1: the fake upstream called directly in the
+/// provider's dialect, and the gateway called in the client's.
+#[derive(Debug, Clone)]
+pub struct RouteComparison {
+    /// Which route.
+    pub route: Route,
+    /// Direct vs gateway.
+    pub load: Comparison,
+}
+
+/// The per-chunk cost of each route's plugin calls.
+pub fn chunk_costs(t: &TranslationCosts) -> [(Route, &'static str, Summary); 3] {
+    [
+        (
+            Route::PassThrough,
+            "anthropic decode, native",
+            t.anthropic_native.cost,
+        ),
+        (
+            Route::OpenAiToAnthropic,
+            "anthropic decode, canonical",
+            t.anthropic_decode.cost,
+        ),
+        (
+            Route::AnthropicToGemini,
+            "gemini decode + anthropic encode",
+            t.gemini_to_anthropic,
+        ),
+    ]
+}
 
 /// The same load sent directly to the fake upstream and through the gateway.
 #[derive(Debug, Clone)]
@@ -103,12 +188,20 @@ pub struct Report {
     pub pacing: Pacing,
     /// Direct vs gateway on the paced stream.
     pub paced: Comparison,
+    /// Direct vs gateway on the other dialects' routes at c=1.
+    pub routes: Vec<RouteComparison>,
+    /// Warm-up before each route's measured window.
+    pub route_warmup: Duration,
+    /// Measured window per route scenario.
+    pub route_window: Duration,
     /// The gateway after start-up, before any request.
     pub idle: Memory,
     /// The gateway after all load.
     pub after_load: Memory,
     /// Plugin call costs.
     pub plugins: PluginCosts,
+    /// Stream-chunk translation costs.
+    pub translation: TranslationCosts,
     /// Infinite-loop deadline overshoot.
     pub loop_deadline: LoopDeadline,
 }
@@ -128,12 +221,14 @@ pub struct TargetCheck {
 
 impl Report {
     /// Every scenario run, direct and through the gateway, with its name.
-    fn outcomes(&self) -> impl Iterator<Item = (String, &Outcome)> {
+    /// Routes sharing a direct run name it once.
+    fn outcomes(&self) -> Vec<(String, &Outcome)> {
         let paced = (
             format!("paced stream c={}", self.paced.concurrency),
             &self.paced,
         );
-        self.load
+        let mut all: Vec<(String, &Outcome)> = self
+            .load
             .iter()
             .map(|c| (c.name(), c))
             .chain(std::iter::once(paced))
@@ -143,11 +238,24 @@ impl Report {
                     (format!("{name} gateway"), &c.gateway),
                 ]
             })
+            .collect();
+        for r in &self.routes {
+            let direct = format!("{} direct {}", r.route.upstream().name(), r.load.name());
+            if !all.iter().any(|(name, _)| *name == direct) {
+                all.push((direct, &r.load.direct));
+            }
+            all.push((
+                format!("{} {} gateway", r.route.label(), r.load.name()),
+                &r.load.gateway,
+            ));
+        }
+        all
     }
 
     /// Scenarios with failed requests, with the first failure of each.
     pub fn errors(&self) -> Vec<String> {
         self.outcomes()
+            .into_iter()
             .filter(|(_, o)| o.errors > 0)
             .map(|(name, o)| {
                 format!(
@@ -227,7 +335,57 @@ impl Report {
             measured: mib(self.after_load.peak_kib),
             met: self.after_load.peak_kib <= TARGET_PEAK_RSS_KIB,
         });
+        self.route_targets(&mut checks);
         checks
+    }
+
+    /// The added latency (p50) of a route in a mode.
+    fn route_added_p50(&self, route: Route, stream: bool) -> Option<i128> {
+        self.routes
+            .iter()
+            .find(|r| r.route == route && r.load.stream == stream)
+            .and_then(|r| r.load.added())
+            .map(|a| a.0)
+    }
+
+    /// The routes' targets: pass-through against the OpenAI path,
+    /// translated routes against the pass-through, per-chunk translation.
+    fn route_targets(&self, checks: &mut Vec<TargetCheck>) {
+        for stream in [false, true] {
+            let mode = if stream { "stream" } else { "non-stream" };
+            let openai = self
+                .load
+                .iter()
+                .find(|c| c.concurrency == 1 && c.stream == stream)
+                .and_then(Comparison::added)
+                .map(|a| a.0);
+            let pass_through = self.route_added_p50(Route::PassThrough, stream);
+            checks.push(relative(
+                format!("{} added p50, {mode} c=1", Route::PassThrough.label()),
+                pass_through,
+                openai,
+                TARGET_PASS_THROUGH_FACTOR,
+            ));
+            for route in [Route::OpenAiToAnthropic, Route::AnthropicToGemini] {
+                checks.push(relative(
+                    format!("{} added p50, {mode} c=1", route.label()),
+                    self.route_added_p50(route, stream),
+                    pass_through,
+                    TARGET_TRANSLATED_FACTOR,
+                ));
+            }
+        }
+        for (route, _, cost) in chunk_costs(&self.translation) {
+            if route == Route::PassThrough {
+                continue;
+            }
+            checks.push(at_most(
+                format!("{} translation per stream chunk, p50", route.label()),
+                Some(nanos(cost.p50)),
+                TARGET_CHUNK_TRANSLATION,
+                |n| format!("{:.1} µs", n as f64 / 1e3),
+            ));
+        }
     }
 
     /// The whole report as text.
@@ -235,9 +393,11 @@ impl Report {
         let mut out = String::new();
         self.render_header(&mut out);
         self.render_load(&mut out);
+        self.render_routes(&mut out);
         self.render_paced(&mut out);
         self.render_process(&mut out);
         self.render_plugins(&mut out);
+        self.render_translation(&mut out);
         self.render_targets(&mut out);
         out
     }
@@ -268,8 +428,9 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "         through `data: [DONE]`); ttfb = first body byte; req/s = completions in the window"
+            "         through the dialect's last event); ttfb = first body byte; req/s = completions"
         );
+        let _ = writeln!(out, "         in the window");
         let _ = writeln!(out);
     }
 
@@ -342,11 +503,179 @@ impl Report {
         let _ = writeln!(out);
     }
 
+    fn render_routes(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "2. Other dialects at c=1: added latency per request (µs); {} warm-up, {} window each",
+            secs(self.route_warmup),
+            secs(self.route_window)
+        );
+        for route in Route::ALL {
+            let what = match route {
+                Route::PassThrough => "Anthropic client → Anthropic-backed model, bytes forwarded",
+                Route::OpenAiToAnthropic => "OpenAI client → Anthropic-backed model, translated",
+                Route::AnthropicToGemini => "Anthropic client → Gemini-backed model, translated",
+            };
+            let _ = writeln!(out, "   {:<22}{what}", route.label());
+        }
+        let _ = writeln!(
+            out,
+            "   direct = the fake upstream called in the provider's dialect; (a) and (b) share their direct runs"
+        );
+        let _ = writeln!(
+            out,
+            "{:<22}{:<11}{:<8}{:>9}{:>9}{:>9}{:>10}{:>10}{:>9}{:>8}",
+            "route",
+            "mode",
+            "path",
+            "req/s",
+            "p50",
+            "p99",
+            "ttfb p50",
+            "ttfb p99",
+            "CPU/req",
+            "errors"
+        );
+        for r in &self.routes {
+            let c = &r.load;
+            for (path, o) in [("direct", &c.direct), ("gateway", &c.gateway)] {
+                let (ttfb50, ttfb99) = if c.stream {
+                    (p50_us(o.ttfb), p99_us(o.ttfb))
+                } else {
+                    ("-".to_owned(), "-".to_owned())
+                };
+                let cpu = o
+                    .cpu_per_request()
+                    .map_or_else(|| "-".to_owned(), |d| format!("{:.0}", micros(d)));
+                let _ = writeln!(
+                    out,
+                    "{:<22}{:<11}{:<8}{:>9.0}{:>9}{:>9}{:>10}{:>10}{:>9}{:>8}",
+                    r.route.label(),
+                    c.mode(),
+                    path,
+                    o.throughput(),
+                    p50_us(o.latency),
+                    p99_us(o.latency),
+                    ttfb50,
+                    ttfb99,
+                    cpu,
+                    o.errors
+                );
+            }
+            let (a50, a99) = c.added().map_or_else(
+                || ("-".to_owned(), "-".to_owned()),
+                |(a, b)| (signed_bare_us(a), signed_bare_us(b)),
+            );
+            let share = c
+                .throughput_share()
+                .map_or_else(|| "-".to_owned(), |s| format!("{:.0}%", s * 100.0));
+            let (ttfb50, ttfb99) = match (c.stream, c.gateway.ttfb, c.direct.ttfb) {
+                (true, Some(g), Some(d)) => (
+                    signed_bare_us(diff(g.p50, d.p50)),
+                    signed_bare_us(diff(g.p99, d.p99)),
+                ),
+                _ => ("-".to_owned(), "-".to_owned()),
+            };
+            let _ = writeln!(
+                out,
+                "{:<22}{:<11}{:<8}{:>9}{:>9}{:>9}{:>10}{:>10}",
+                "", "", "added", share, a50, a99, ttfb50, ttfb99
+            );
+        }
+        let _ = writeln!(
+            out,
+            "added p50 by mode (µs)        non-stream    stream   (OpenAI path from section 1)"
+        );
+        let openai = |stream: bool| {
+            self.load
+                .iter()
+                .find(|c| c.concurrency == 1 && c.stream == stream)
+                .and_then(Comparison::added)
+                .map(|a| a.0)
+        };
+        let show = |v: Option<i128>| v.map_or_else(|| "-".to_owned(), signed_bare_us);
+        let _ = writeln!(
+            out,
+            "{:<30}{:>10}{:>10}",
+            "OpenAI path",
+            show(openai(false)),
+            show(openai(true))
+        );
+        for route in Route::ALL {
+            let _ = writeln!(
+                out,
+                "{:<30}{:>10}{:>10}",
+                route.label(),
+                show(self.route_added_p50(route, false)),
+                show(self.route_added_p50(route, true))
+            );
+        }
+        let _ = writeln!(out);
+    }
+
+    fn render_translation(&self, out: &mut String) {
+        let t = &self.translation;
+        let _ = writeln!(
+            out,
+            "6. Stream-chunk translation: in-process, recorded chunks, fresh instances per stream, {} chunks per call (µs)",
+            t.chunks
+        );
+        let _ = writeln!(
+            out,
+            "{:<46}{:>10}{:>10}{:>10}",
+            "call (one chunk)", "input", "p50", "p99"
+        );
+        let rows: [(&str, ChunkCost); 5] = [
+            (
+                "anthropic.wasm decode, native (pass-through)",
+                t.anthropic_native,
+            ),
+            ("anthropic.wasm decode, canonical", t.anthropic_decode),
+            ("gemini.wasm decode, canonical", t.gemini_decode),
+            ("dialect-anthropic.wasm encode", t.anthropic_encode),
+            ("dialect-gemini.wasm encode", t.gemini_encode),
+        ];
+        for (call, c) in rows {
+            let _ = writeln!(
+                out,
+                "{:<46}{:>10}{:>10.1}{:>10.1}",
+                call,
+                bytes(c.input_bytes),
+                micros(c.cost.p50),
+                micros(c.cost.p99)
+            );
+        }
+        let _ = writeln!(out, "plugin calls per chunk, by route");
+        for (route, calls, cost) in chunk_costs(t) {
+            let _ = writeln!(
+                out,
+                "{:<22}{:<34}{:>10.1}{:>10.1}",
+                route.label(),
+                calls,
+                micros(cost.p50),
+                micros(cost.p99)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "(content_block_delta and Gemini responses of a few tokens; decoders get the upstream frame, encoders"
+        );
+        let _ = writeln!(
+            out,
+            " the canonical chunk the other dialect's decoder made of it; (c) sums both calls per chunk; (b)'s"
+        );
+        let _ = writeln!(
+            out,
+            " canonical chunks reach OpenAI clients through the host's SSE framing, no plugin call)"
+        );
+        let _ = writeln!(out);
+    }
+
     fn render_paced(&self, out: &mut String) {
         let p = &self.pacing;
         let _ = writeln!(
             out,
-            "2. Paced stream: time to first byte (fake: ttft {} ms, {} chunks {} ms apart; c={})",
+            "3. Paced stream: time to first byte (fake: ttft {} ms, {} chunks {} ms apart; c={})",
             p.ttft_ms, p.chunks, p.chunk_delay_ms, self.paced.concurrency
         );
         let _ = writeln!(
@@ -383,7 +712,7 @@ impl Report {
     }
 
     fn render_process(&self, out: &mut String) {
-        let _ = writeln!(out, "3. Gateway process");
+        let _ = writeln!(out, "4. Gateway process");
         let _ = writeln!(
             out,
             "{:<44}{:>12}",
@@ -426,7 +755,7 @@ impl Report {
         let p = &self.plugins;
         let _ = writeln!(
             out,
-            "4. Plugin calls: openai.wasm in-process, {} iterations each, fresh instance per attempt (µs)",
+            "5. Plugin calls: openai.wasm in-process, {} iterations each, fresh instance per attempt (µs)",
             p.iterations
         );
         let _ = writeln!(
@@ -476,7 +805,7 @@ impl Report {
     }
 
     fn render_targets(&self, out: &mut String) {
-        let _ = writeln!(out, "5. Targets");
+        let _ = writeln!(out, "7. Targets");
         let _ = writeln!(
             out,
             "{:<52}{:>12}{:>12}  result",
@@ -492,7 +821,34 @@ impl Report {
                 if t.met { "met" } else { "NOT met" }
             );
         }
+        let _ = writeln!(
+            out,
+            "((a)'s goal: {TARGET_PASS_THROUGH_FACTOR} × the OpenAI path's added p50 in the same mode; (b) and (c): \
+             {TARGET_TRANSLATED_FACTOR} × (a)'s)"
+        );
     }
+}
+
+/// At most `factor` times `reference` (both signed nanoseconds); for a
+/// negative reference, the limit is `reference + (factor - 1) × |reference|`.
+fn relative(
+    what: String,
+    measured_nanos: Option<i128>,
+    reference_nanos: Option<i128>,
+    factor: f64,
+) -> TargetCheck {
+    let limit =
+        reference_nanos.map(|r| r + ((factor - 1.0) * r.unsigned_abs() as f64).round() as i128);
+    TargetCheck {
+        what,
+        goal: limit.map_or_else(|| "no data".to_owned(), |l| format!("≤ {}", signed_us(l))),
+        measured: measured_nanos.map_or_else(|| "no data".to_owned(), signed_us),
+        met: matches!((measured_nanos, limit), (Some(m), Some(l)) if m <= l),
+    }
+}
+
+fn nanos(d: Duration) -> i128 {
+    i128::try_from(d.as_nanos()).unwrap_or(i128::MAX)
 }
 
 fn at_most(
@@ -597,6 +953,33 @@ mod tests {
         }
     }
 
+    fn chunk(p50_us: u64) -> ChunkCost {
+        ChunkCost {
+            cost: summary(p50_us, 2 * p50_us).unwrap(),
+            input_bytes: 100,
+        }
+    }
+
+    /// Direct 100 µs; gateway + the given added µs, per route, non-stream
+    /// then stream.
+    fn routes(added: [(Route, u64, u64); 3]) -> Vec<RouteComparison> {
+        let mut routes = Vec::new();
+        for (route, plain, streamed) in added {
+            for (stream, extra) in [(false, plain), (true, streamed)] {
+                routes.push(RouteComparison {
+                    route,
+                    load: comparison(
+                        stream,
+                        1,
+                        outcome(5_000, 100, 300, None),
+                        outcome(4_000, 100 + extra, 300 + 2 * extra, Some(500)),
+                    ),
+                });
+            }
+        }
+        routes
+    }
+
     fn report() -> Report {
         let costs = Summary {
             count: 10,
@@ -647,6 +1030,14 @@ mod tests {
                 outcome(30, 120_000, 125_000, None),
                 outcome(30, 120_400, 126_000, Some(3)),
             ),
+            // OpenAI added p50: 100 µs non-stream, 280 µs stream.
+            routes: routes([
+                (Route::PassThrough, 110, 350),
+                (Route::OpenAiToAnthropic, 200, 800),
+                (Route::AnthropicToGemini, 230, 600),
+            ]),
+            route_warmup: Duration::from_millis(500),
+            route_window: Duration::from_secs(2),
             idle: Memory {
                 rss_kib: 40 * 1024,
                 peak_kib: 41 * 1024,
@@ -664,6 +1055,15 @@ mod tests {
                 request_bytes: 4000,
                 response_bytes: 600,
                 chunk_bytes: 150,
+            },
+            translation: TranslationCosts {
+                chunks: 10,
+                anthropic_native: chunk(3),
+                anthropic_decode: chunk(8),
+                gemini_decode: chunk(12),
+                anthropic_encode: chunk(9),
+                gemini_encode: chunk(10),
+                gemini_to_anthropic: summary(21, 30).unwrap(),
             },
             loop_deadline: LoopDeadline::Skipped("no --fixtures".into()),
         }
@@ -686,8 +1086,29 @@ mod tests {
                 ("gateway CPU per request (worst: stream c=64)", false),
                 ("gateway idle RSS after start-up", true),
                 ("gateway peak RSS after all load", false),
+                ("(a) pass-through added p50, non-stream c=1", true),
+                ("(b) OpenAI→Anthropic added p50, non-stream c=1", true),
+                ("(c) Anthropic→Gemini added p50, non-stream c=1", false),
+                ("(a) pass-through added p50, stream c=1", false),
+                ("(b) OpenAI→Anthropic added p50, stream c=1", false),
+                ("(c) Anthropic→Gemini added p50, stream c=1", true),
+                (
+                    "(b) OpenAI→Anthropic translation per stream chunk, p50",
+                    true
+                ),
+                (
+                    "(c) Anthropic→Gemini translation per stream chunk, p50",
+                    false
+                ),
             ]
         );
+        // 1.2 × 100 µs; 2 × 110 µs; 1.2 × 280 µs.
+        assert_eq!(checks[10].goal, "≤ +120 µs");
+        assert_eq!(checks[10].measured, "+110 µs");
+        assert_eq!(checks[11].goal, "≤ +220 µs");
+        assert_eq!(checks[13].goal, "≤ +336 µs");
+        assert_eq!(checks[16].goal, "≤ 20 µs");
+        assert_eq!(checks[17].measured, "21.0 µs");
         assert_eq!(checks[0].measured, "+100 µs");
         assert_eq!(checks[0].goal, "≤ 150 µs");
         assert_eq!(checks[7].measured, "0.500 ms");
@@ -706,6 +1127,45 @@ mod tests {
     }
 
     #[test]
+    fn relative_goals_scale_the_reference() {
+        let us = |n: i128| Some(n * 1_000);
+        let c = relative("x".into(), us(199), us(100), 2.0);
+        assert!(c.met);
+        assert_eq!(c.goal, "≤ +200 µs");
+        assert!(!relative("x".into(), us(201), us(100), 2.0).met);
+        // A negative reference (the gateway was faster, within noise) keeps
+        // the limit at or above it.
+        let c = relative("x".into(), us(-5), us(-10), 2.0);
+        assert_eq!(c.goal, "≤ +0 µs");
+        assert!(c.met);
+        let c = relative("x".into(), us(5), None, 2.0);
+        assert_eq!(c.goal, "no data");
+        assert!(!c.met);
+        assert!(!relative("x".into(), None, us(100), 2.0).met);
+    }
+
+    #[test]
+    fn missing_routes_are_not_met() {
+        let mut r = report();
+        r.routes.clear();
+        let checks = r.targets();
+        for c in &checks[10..16] {
+            assert_eq!(c.measured, "no data", "{}", c.what);
+            assert!(!c.met, "{}", c.what);
+        }
+    }
+
+    #[test]
+    fn routes_speak_the_right_dialects() {
+        assert_eq!(Route::PassThrough.client(), Api::Anthropic);
+        assert_eq!(Route::PassThrough.upstream(), Api::Anthropic);
+        assert_eq!(Route::OpenAiToAnthropic.client(), Api::OpenAi);
+        assert_eq!(Route::OpenAiToAnthropic.upstream(), Api::Anthropic);
+        assert_eq!(Route::AnthropicToGemini.client(), Api::Anthropic);
+        assert_eq!(Route::AnthropicToGemini.upstream(), Api::Gemini);
+    }
+
+    #[test]
     fn errors_name_the_scenario() {
         let mut r = report();
         assert!(r.errors().is_empty());
@@ -715,6 +1175,23 @@ mod tests {
             r.errors(),
             ["stream c=1 gateway: 3 failed requests, first: status 502"]
         );
+        // (a) and (b) share their direct run: its failures are reported once.
+        let mut r = report();
+        for route in &mut r.routes[..4] {
+            if !route.load.stream {
+                route.load.direct.errors = 1;
+                route.load.direct.first_error = Some("reset".into());
+            }
+        }
+        r.routes[5].load.gateway.errors = 2;
+        r.routes[5].load.gateway.first_error = Some("status 400".into());
+        assert_eq!(
+            r.errors(),
+            [
+                "Anthropic direct non-stream c=1: 1 failed requests, first: reset",
+                "(c) Anthropic→Gemini stream c=1 gateway: 2 failed requests, first: status 400",
+            ]
+        );
     }
 
     #[test]
@@ -723,10 +1200,14 @@ mod tests {
         for needle in [
             "nproc = 2",
             "1. Throughput and latency",
-            "2. Paced stream",
-            "3. Gateway process",
-            "4. Plugin calls",
-            "5. Targets",
+            "2. Other dialects at c=1",
+            "(b) OpenAI→Anthropic",
+            "3. Paced stream",
+            "4. Gateway process",
+            "5. Plugin calls",
+            "6. Stream-chunk translation",
+            "gemini decode + anthropic encode",
+            "7. Targets",
             "NOT met",
             "not measured (no --fixtures)",
             "+0.20 ms",

@@ -4,13 +4,24 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use orch_bench::load::{self, Scenario};
+use orch_bench::load::{self, Api, Scenario};
 use orch_bench::plugin_costs;
 use orch_fake_upstream::{FakeConfig, FakeUpstream};
 
 fn scenario(fake: &FakeUpstream, model: &str, stream: bool, concurrency: usize) -> Scenario {
+    dialect_scenario(fake, Api::OpenAi, model, stream, concurrency)
+}
+
+fn dialect_scenario(
+    fake: &FakeUpstream,
+    api: Api,
+    model: &str,
+    stream: bool,
+    concurrency: usize,
+) -> Scenario {
     Scenario {
         addr: fake.addr(),
+        api,
         model: model.to_owned(),
         stream,
         concurrency,
@@ -36,6 +47,45 @@ async fn requests_and_streams_complete_without_errors() {
         assert_eq!(outcome.cpu, None);
     }
     assert!(fake.stats().chat_requests > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_and_gemini_requests_and_streams_complete_without_errors() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    for api in [Api::Anthropic, Api::Gemini] {
+        for stream in [false, true] {
+            let outcome = load::run(&dialect_scenario(&fake, api, "fake-model", stream, 2), None)
+                .await
+                .unwrap();
+            assert_eq!(
+                outcome.errors, 0,
+                "{api:?} {stream}: {:?}",
+                outcome.first_error
+            );
+            assert!(outcome.completed > 0, "{api:?} {stream}");
+            assert!(outcome.latency.unwrap().count > 0);
+        }
+    }
+    let stats = fake.stats();
+    assert!(stats.anthropic_requests > 0 && stats.gemini_requests > 0);
+    assert_eq!(stats.chat_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_anthropic_and_gemini_streams_are_errors() {
+    let fake = FakeUpstream::spawn(FakeConfig {
+        cut_after: Some(2),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    for api in [Api::Anthropic, Api::Gemini] {
+        let outcome = load::run(&dialect_scenario(&fake, api, "fake-model", true, 1), None)
+            .await
+            .unwrap();
+        assert!(outcome.errors > 0, "{api:?}");
+        assert_eq!(outcome.completed, 0, "{api:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,6 +145,7 @@ async fn refused_connections_are_errors() {
     let outcome = load::run(
         &Scenario {
             addr,
+            api: Api::OpenAi,
             model: "m".into(),
             stream: false,
             concurrency: 1,
@@ -139,6 +190,36 @@ async fn plugin_costs_are_measured_on_the_openai_adapter() {
         assert!(s.p50 <= s.p99);
     }
     assert_eq!(costs.request_bytes, plugin_costs::canonical_request().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn translation_costs_are_measured_on_the_dialect_plugins() {
+    // The bundled plugins' folder: fixture builds name the dialect
+    // plugins differently (`dialect_anthropic.wasm`).
+    let plugins = orch_test_support::plugins_dir();
+    for file in plugin_costs::TRANSLATION_PLUGINS {
+        assert!(
+            plugins.join(file).is_file(),
+            "{file} not found in {}; build the plugins with `cargo xtask plugins`",
+            plugins.display()
+        );
+    }
+    let costs = plugin_costs::measure_translation(&plugins, 20)
+        .await
+        .unwrap();
+    assert!(costs.chunks >= 20);
+    for c in [
+        costs.anthropic_native,
+        costs.anthropic_decode,
+        costs.gemini_decode,
+        costs.anthropic_encode,
+        costs.gemini_encode,
+    ] {
+        assert_eq!(c.cost.count, costs.chunks);
+        assert!(c.cost.p50 <= c.cost.p99);
+        assert!(c.input_bytes > 50, "{c:?}");
+    }
+    assert!(costs.gemini_to_anthropic.p50 >= costs.gemini_decode.cost.p50);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
