@@ -15,6 +15,7 @@ mod dialect;
 mod error;
 mod host_state;
 mod loader;
+mod memory;
 mod registry;
 mod runtime;
 mod watcher;

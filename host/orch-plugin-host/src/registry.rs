@@ -177,6 +177,7 @@ impl PluginHost {
                 tracing::warn!(file = %path.display(), "plugin file not used: {why}");
             }
         }
+        let compiled = !report.activated.is_empty() || !report.rejected.is_empty();
         if !report.is_empty() || old.files.len() != files.len() {
             self.current.store(Arc::new(Snapshot {
                 generation: old.generation + 1,
@@ -184,6 +185,10 @@ impl PluginHost {
                 active,
                 shadowed,
             }));
+        }
+        if compiled {
+            // Compiling leaves tens of MiB freed in the allocator's arenas.
+            let _ = tokio::task::spawn_blocking(crate::memory::release).await;
         }
         report
     }
