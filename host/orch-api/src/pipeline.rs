@@ -195,7 +195,16 @@ pub(crate) struct Early {
     /// Where the response head goes, with the body it will stream, until the
     /// stream opens.
     head: Option<(tokio::sync::oneshot::Sender<Response>, Body)>,
-    tx: tokio::sync::mpsc::Sender<Bytes>,
+    tx: tokio::sync::mpsc::Sender<EarlyOut>,
+}
+
+/// What the attempts task sends the response body.
+enum EarlyOut {
+    /// Bytes for the client.
+    Bytes(Bytes),
+    /// The committed stream: the body pulls the rest itself, with no
+    /// channel hop per chunk.
+    Rest(Box<Streaming>),
 }
 
 impl Early {
@@ -212,7 +221,12 @@ impl Early {
 
     /// Send bytes; `false` when the client is gone.
     async fn send(&mut self, bytes: Bytes) -> bool {
-        bytes.is_empty() || self.tx.send(bytes).await.is_ok()
+        bytes.is_empty() || self.tx.send(EarlyOut::Bytes(bytes)).await.is_ok()
+    }
+
+    /// Hand the committed stream to the body.
+    async fn hand_over(&mut self, rest: Streaming) {
+        let _ = self.tx.send(EarlyOut::Rest(Box::new(rest))).await;
     }
 
     /// The request failed: an error response if the stream has not opened,
@@ -225,7 +239,7 @@ impl Early {
             None => {
                 let mut buf = bytes::BytesMut::new();
                 crate::sse::put_event(&mut buf, None, &err.body().to_string());
-                let _ = self.tx.send(buf.freeze()).await;
+                let _ = self.tx.send(EarlyOut::Bytes(buf.freeze())).await;
             }
         }
     }
@@ -257,11 +271,28 @@ async fn stream_early(
     mut log: LogDraft,
 ) -> Response {
     let (head_tx, head_rx) = tokio::sync::oneshot::channel();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (tx, rx) = tokio::sync::mpsc::channel::<EarlyOut>(16);
     let closed = tx.clone();
-    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|b| b.map(Ok::<Bytes, Infallible>))
-    }));
+    enum Source {
+        Channel(tokio::sync::mpsc::Receiver<EarlyOut>),
+        Direct(Box<Streaming>),
+    }
+    let body = Body::from_stream(futures_util::stream::unfold(
+        Source::Channel(rx),
+        |source| async move {
+            let mut rest = match source {
+                Source::Channel(mut rx) => match rx.recv().await? {
+                    EarlyOut::Bytes(b) => {
+                        return Some((Ok::<Bytes, Infallible>(b), Source::Channel(rx)));
+                    }
+                    EarlyOut::Rest(rest) => rest,
+                },
+                Source::Direct(rest) => rest,
+            };
+            let b = rest.next().await?;
+            Some((Ok(b), Source::Direct(rest)))
+        },
+    ));
     let mut early = Early {
         head: Some((head_tx, body)),
         tx,
@@ -924,13 +955,8 @@ impl Attempt<'_> {
         };
         stream.log.rec.streamed = true;
         if let Some(e) = early {
-            if !e.send(first).await {
-                return Ok(Served::Streamed);
-            }
-            while let Some(bytes) = stream.next().await {
-                if !e.send(bytes).await {
-                    break;
-                }
+            if e.send(first).await {
+                e.hand_over(stream).await;
             }
             return Ok(Served::Streamed);
         }

@@ -9,6 +9,7 @@
 )]
 
 mod api;
+mod dialects;
 mod failover;
 mod harness;
 mod hot_reload;
