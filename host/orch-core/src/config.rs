@@ -907,3 +907,22 @@ mod tests {
         assert!(!is_valid_plugin_id("Open_AI"));
     }
 }
+
+#[cfg(test)]
+mod shipped_files {
+    use super::Config;
+    use std::path::Path;
+
+    /// The configuration files in `config/` load as they are shipped (with
+    /// every `env:` secret set), so the examples never rot.
+    #[test]
+    fn the_shipped_configuration_files_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        for file in ["orchestrator.toml", "example.toml"] {
+            let path = root.join(file);
+            let text = std::fs::read_to_string(&path).expect("read");
+            let config = Config::from_toml(&path, &text, &|_| Some("sk-test-value".into()));
+            assert!(config.is_ok(), "{file}: {:?}", config.err());
+        }
+    }
+}
