@@ -251,11 +251,8 @@ pub(crate) async fn retrieve_model(
 ) -> Response {
     let dialect = dialect_of_headers(&headers);
     if dialect != Dialect::OpenAi {
-        let name = rest.strip_prefix("models/").unwrap_or(&rest).to_string();
-        if dialect == Dialect::Anthropic {
-            return list_models_in(&state, &headers, dialect, None, Some(&name)).await;
-        }
-        return list_models_in(&state, &headers, dialect, uri.query(), Some(&name)).await;
+        let name = rest.strip_prefix("models/").unwrap_or(&rest);
+        return list_models_in(&state, &headers, dialect, uri.query(), Some(name)).await;
     }
     let id = request_id(&headers);
     let live = state.live();

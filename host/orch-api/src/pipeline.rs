@@ -384,7 +384,6 @@ impl Request {
     /// plugin only when a target of the route speaks another dialect;
     /// same-dialect targets get the client's bytes (pass-through).
     async fn read(
-        state: &AppState,
         live: &Live,
         snapshot: &Snapshot,
         headers: &HeaderMap,
@@ -400,9 +399,9 @@ impl Request {
                 canonical: Some((ingress.body.clone(), profile)),
             });
         }
-        let (model, stream) = match (&ingress.path_model, ingress.dialect) {
-            (Some(m), _) => (m.clone(), ingress.endpoint_streams.unwrap_or(false)),
-            (None, _) => {
+        let (model, stream) = match &ingress.path_model {
+            Some(m) => (m.clone(), ingress.endpoint_streams.unwrap_or(false)),
+            None => {
                 let head: NativeHead = serde_json::from_slice(&ingress.body).map_err(|e| {
                     ApiError::bad_request(format!("the request body is not valid JSON: {e}"), None)
                 })?;
@@ -415,8 +414,10 @@ impl Request {
                         ));
                     }
                 };
-                let stream = matches!(head.stream, Some(serde_json::Value::Bool(true)));
-                (model, stream && ingress.operation == Operation::Chat)
+                (
+                    model,
+                    matches!(head.stream, Some(serde_json::Value::Bool(true))),
+                )
             }
         };
         let stream = stream && ingress.operation == Operation::Chat;
@@ -465,7 +466,6 @@ impl Request {
                 CallError::Plugin(c) => ApiError::classified(&c),
                 CallError::Fault(f) => dialect_fault(&plugin, &f),
             })?;
-        let _ = state;
         let mut profile = ChatProfile::inspect(decoded.body.as_bytes()).map_err(|e| {
             tracing::warn!(plugin = %plugin.label(), "dialect plugin produced an invalid canonical request: {e}");
             ApiError::plugin(&orch_plugin_host::PluginFault::InvalidOutput(e.to_string()))
@@ -522,7 +522,7 @@ async fn prepare(
         ingress.query_key.as_deref(),
     )?;
     let snapshot = state.services().plugins.snapshot();
-    let request = Request::read(state, &live, &snapshot, headers, ingress).await?;
+    let request = Request::read(&live, &snapshot, headers, ingress).await?;
     log.rec.requested_model = crate::error::clip(&request.model, 256);
     log.rec.streamed = request.stream;
     let route = live

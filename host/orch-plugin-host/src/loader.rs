@@ -86,15 +86,9 @@ impl LoadedPlugin {
         request_id: &str,
     ) -> Result<(Store<HostState>, dialect::Guest), PluginFault> {
         let Exports::Dialect(indices) = &self.exports else {
-            return Err(PluginFault::InvalidOutput(format!(
-                "{} is not a dialect",
-                self.label()
-            )));
+            return Err(self.not_a("dialect"));
         };
-        let mut store = self
-            .runtime
-            .new_store(self.label().into(), request_id.into());
-        let instance = instantiate(&mut store, &self.pre, &self.runtime).await?;
+        let (mut store, instance) = self.fresh_instance(request_id).await?;
         let guest = indices
             .load(&mut store, &instance)
             .map_err(|e| PluginFault::Trap(e.to_string()))?;
@@ -106,19 +100,34 @@ impl LoadedPlugin {
         request_id: &str,
     ) -> Result<(Store<HostState>, adapter::Guest), PluginFault> {
         let Exports::Adapter(indices) = &self.exports else {
-            return Err(PluginFault::InvalidOutput(format!(
-                "{} is not an adapter",
-                self.label()
-            )));
+            return Err(self.not_a("adapter"));
         };
-        let mut store = self
-            .runtime
-            .new_store(self.label().into(), request_id.into());
-        let instance = instantiate(&mut store, &self.pre, &self.runtime).await?;
+        let (mut store, instance) = self.fresh_instance(request_id).await?;
         let guest = indices
             .load(&mut store, &instance)
             .map_err(|e| PluginFault::Trap(e.to_string()))?;
         Ok((store, guest))
+    }
+
+    fn not_a(&self, kind: &str) -> PluginFault {
+        let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        PluginFault::InvalidOutput(format!("{} is not {article} {kind}", self.label()))
+    }
+
+    /// A new store for one request and this plugin instantiated in it.
+    async fn fresh_instance(
+        &self,
+        request_id: &str,
+    ) -> Result<(Store<HostState>, wasmtime::component::Instance), PluginFault> {
+        let mut store = self
+            .runtime
+            .new_store(self.label().into(), request_id.into());
+        let instance = instantiate(&mut store, &self.pre, &self.runtime).await?;
+        Ok((store, instance))
     }
 }
 

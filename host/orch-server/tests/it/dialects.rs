@@ -121,7 +121,13 @@ async fn invalid_requests_get_the_dialects_own_errors() {
     assert_eq!(v["error"]["type"], "not_found_error", "{v}");
 
     let not_an_object = Value::String("{not json".into());
-    let (status, v) = post(&gw, "/v1/messages", ("x-api-key", CLIENT_KEY), not_an_object).await;
+    let (status, v) = post(
+        &gw,
+        "/v1/messages",
+        ("x-api-key", CLIENT_KEY),
+        not_an_object,
+    )
+    .await;
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
 
