@@ -103,6 +103,27 @@ pub(crate) fn authenticate(
     if bool::from(ok) { Ok(()) } else { Err(fail()) }
 }
 
+/// Check the admin token (`Authorization: Bearer <token>`), compared as a
+/// SHA-256 digest in constant time. Without a configured token the operator
+/// endpoints are off.
+pub(crate) fn authenticate_admin(live: &Live, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &live.admin_token else {
+        return Err(ApiError::forbidden(
+            "The operator endpoints are off: configure [admin] token = \"env:NAME\".",
+        ));
+    };
+    let presented = bearer(headers)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("`Authorization: Bearer <admin token>`"))?;
+    if bool::from(expected.ct_eq(&key_digest(presented))) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "`Authorization: Bearer <admin token>`",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

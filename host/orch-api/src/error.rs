@@ -87,6 +87,16 @@ impl ApiError {
         )
     }
 
+    /// Authenticated, but not allowed (or the endpoint is off).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "forbidden",
+            message,
+        )
+    }
+
     /// A model no route serves.
     pub fn model_not_found(model: &str) -> Self {
         let mut e = Self::new(
@@ -130,6 +140,31 @@ impl ApiError {
             "no_target_available",
             message,
         )
+    }
+
+    /// Every key that could serve the request is rate limited or disabled.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            message,
+        );
+        e.class = Some(ErrorClass::RateLimited);
+        e
+    }
+
+    /// One attempt ran out of its own time (the target's `timeout_ms` or
+    /// `ttft_timeout_ms`).
+    pub fn attempt_timeout() -> Self {
+        let mut e = Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            "upstream_timeout",
+            "The upstream provider did not answer in time.",
+        );
+        e.class = Some(ErrorClass::Timeout);
+        e
     }
 
     /// The request's deadline passed.

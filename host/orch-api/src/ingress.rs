@@ -136,9 +136,9 @@ fn model_entries(state: &AppState) -> Vec<ModelEntry> {
         .map(|name| ModelEntry {
             id: name.clone(),
             owned_by: live
-                .models
-                .get(name)
-                .and_then(|r| r.targets.first())
+                .catalogue
+                .resolve(name)
+                .and_then(|r| r.route.targets.first())
                 .and_then(|t| live.providers.get(t.provider))
                 .map(|p| p.name.clone())
                 .unwrap_or_else(|| "llm-orchestrator".into()),
@@ -259,7 +259,7 @@ pub(crate) async fn retrieve_model(
     if let Err(e) = authenticate(&live, &headers, Dialect::OpenAi, None) {
         return with_request_id(e.into_response(), &id);
     }
-    if !live.model_names.contains(&rest) {
+    if live.catalogue.resolve(&rest).is_none() {
         return with_request_id(ApiError::model_not_found(&rest).into_response(), &id);
     }
     with_request_id(

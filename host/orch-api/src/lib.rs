@@ -10,10 +10,12 @@ mod ingress;
 mod openai;
 mod ops;
 mod pipeline;
+mod probes;
 mod sse;
 mod state;
 
 pub use error::{ApiError, Dialect};
+pub use probes::run as run_probes;
 pub use state::{AppState, Services};
 
 /// The gateway's router with its state.
@@ -39,6 +41,7 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .route("/livez", get(ops::livez))
         .route("/readyz", get(ops::readyz))
+        .route("/health/providers", get(ops::providers))
         .fallback(openai::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)

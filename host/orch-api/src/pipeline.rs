@@ -16,7 +16,8 @@ use orch_core::canonical::{self, ChatProfile};
 use orch_core::contract::{
     ClassifiedError, ErrorClass, Operation, PayloadForm, RequestBody, RequestContext, Usage,
 };
-use orch_core::routing::{self, ModelRoute, Target};
+use orch_core::routing::health::Admission;
+use orch_core::routing::{self, Candidate, ModelRoute, Standing, Target};
 use orch_plugin_host::{AdapterInstance, CallError, LoadedPlugin, Snapshot};
 use orch_store::{LogWriter, Outcome, RequestLogRecord};
 use orch_upstream::FrameReader;
@@ -144,10 +145,31 @@ fn micros(d: Duration) -> u64 {
 
 /// Why an attempt did not produce a response.
 enum Failed {
-    /// Another target may succeed.
-    Retry(ApiError),
+    /// Another key or target may succeed; the fault says whose it was.
+    Retry(Fault, ApiError),
     /// Report this to the client.
     Final(ApiError),
+}
+
+/// Whose fault a retryable failure was, which decides what is retried and
+/// what health learns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    /// The target failed (connect, 5xx, timeout, plugin fault, an error in a
+    /// 200): it counts against the target's health; the next target is
+    /// tried.
+    Target,
+    /// The key was rate limited, asking to wait this long: it cools down,
+    /// the next key is tried; the target's health is untouched.
+    RateLimited(Option<Duration>),
+    /// The key was rejected (401/403): it is disabled, the next key is tried.
+    KeyRejected,
+    /// The target cannot serve this request (a feature it lacks): the next
+    /// target is tried; health is untouched.
+    Unsuited,
+    /// The request itself was refused (400, 413, 422…): targets of the same
+    /// adapter would refuse it too, so only other adapters are tried.
+    Refused,
 }
 
 /// What an attempt produced.
@@ -422,9 +444,10 @@ impl Request {
         };
         let stream = stream && ingress.operation == Operation::Chat;
         let route = live
-            .models
-            .get(&model)
-            .ok_or_else(|| ApiError::model_not_found(&model))?;
+            .catalogue
+            .resolve(&model)
+            .ok_or_else(|| ApiError::model_not_found(&model))?
+            .route;
         let translating = route.targets.iter().any(|t| {
             live.providers
                 .get(t.provider)
@@ -501,7 +524,11 @@ struct Prepared {
     live: Arc<Live>,
     snapshot: Arc<Snapshot>,
     request: Request,
-    plan: Vec<usize>,
+    /// The route's position in the catalogue.
+    route: usize,
+    /// The part of the requested name a wildcard alias matched.
+    wildcard: Option<String>,
+    plan: routing::Plan,
     deadline: Instant,
 }
 
@@ -525,11 +552,23 @@ async fn prepare(
     let request = Request::read(&live, &snapshot, headers, ingress).await?;
     log.rec.requested_model = crate::error::clip(&request.model, 256);
     log.rec.streamed = request.stream;
-    let route = live
-        .models
-        .get(&request.model)
+    let resolved = live
+        .catalogue
+        .resolve(&request.model)
         .ok_or_else(|| ApiError::model_not_found(&request.model))?;
-    let plan = match plan(route, &request, ingress, &live, &snapshot) {
+    let session = match &resolved.route.strategy {
+        routing::Strategy::Sticky { header } => session_key(header.as_deref(), headers, &request),
+        _ => None,
+    };
+    let plan = match plan(
+        resolved.route,
+        &live.routes[resolved.index],
+        &request,
+        ingress,
+        &live,
+        &snapshot,
+        session.as_deref(),
+    ) {
         Ok(p) => p,
         Err(e) if ingress.operation == Operation::CountTokens => {
             return count_locally(state, ingress, &request, received_at_ms, log, e)
@@ -539,16 +578,69 @@ async fn prepare(
         Err(e) => return Err(e),
     };
     let deadline = ingress.started + live.request_timeout;
+    let (route, wildcard) = (resolved.index, resolved.wildcard.map(str::to_owned));
     Ok(Ok(Prepared {
         live,
         snapshot,
         request,
-        plan: plan.0,
+        route,
+        wildcard,
+        plan,
         deadline,
     }))
 }
 
-/// Try the planned targets in order until one serves the request.
+/// The session key of a sticky route: the configured header, else the
+/// request's `prompt_cache_key`, `user` or `metadata.user_id`.
+fn session_key(header: Option<&str>, headers: &HeaderMap, request: &Request) -> Option<String> {
+    if let Some(name) = header {
+        return headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+    }
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        user_id: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Session {
+        prompt_cache_key: Option<String>,
+        user: Option<String>,
+        metadata: Option<Metadata>,
+    }
+    let (body, _) = request.canonical.as_ref()?;
+    let s: Session = serde_json::from_slice(body).ok()?;
+    s.prompt_cache_key
+        .or(s.user)
+        .or(s.metadata.and_then(|m| m.user_id))
+        .filter(|k| !k.is_empty())
+}
+
+/// Claims a target's half-open trial; gives it back unless the attempt
+/// reported an outcome.
+struct Trial<'a>(Option<&'a orch_core::routing::health::Health>);
+
+impl Trial<'_> {
+    fn settled(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Trial<'_> {
+    fn drop(&mut self) {
+        if let Some(h) = self.0 {
+            h.abandon_trial();
+        }
+    }
+}
+
+/// Try the planned targets in order until one serves the request: each
+/// target's keys in turn (a rate-limited or rejected key gives way to the
+/// next key), then the next target; never the same key twice, never more
+/// than the route's attempts, retries only within the retry budget, and
+/// with a jittered backoff before retrying the same provider.
 async fn attempts(
     state: &AppState,
     ingress: &ChatIngress,
@@ -561,81 +653,159 @@ async fn attempts(
         live,
         snapshot,
         request,
+        route,
+        wildcard,
         plan,
         deadline,
     } = prepared;
     let deadline = *deadline;
-    let route = live
-        .models
-        .get(&request.model)
-        .ok_or_else(|| ApiError::model_not_found(&request.model))?;
+    let rs = &live.routes[*route];
+    let route = &live.catalogue.routes()[*route];
+    let policy = &route.retry;
+    rs.budget.deposit(policy);
+    // In panic mode every target is ejected: one attempt, no retries.
+    let max_attempts = if plan.panic { 1 } else { policy.max_attempts };
+    let mut sent = 0u32;
+    let mut tried_keys: Vec<(usize, usize)> = Vec::new();
+    let mut refused: Vec<&str> = Vec::new();
+    let mut previous: Option<(usize, Fault)> = None;
     let mut last: Option<ApiError> = None;
-    for &index in plan {
-        let Some(target) = route.targets.get(index) else {
+    'targets: for step in &plan.steps {
+        let Some(target) = route.targets.get(step.target) else {
             continue;
         };
         let Some(provider) = live.providers.get(target.provider) else {
             continue;
         };
+        if refused.contains(&provider.adapter.as_str()) {
+            continue;
+        }
         let Some(plugin) = snapshot.adapter(&provider.adapter).cloned() else {
             continue;
         };
-        if Instant::now() >= deadline {
-            return Err(ApiError::deadline());
-        }
-        let native =
-            ingress.dialect != Dialect::OpenAi && plugin.info.dialect == ingress.dialect.as_str();
-        let payload = if native {
-            ingress.body.clone()
-        } else {
-            match &request.canonical {
-                Some((body, _)) => body.clone(),
-                None => continue,
+        let health = &rs.health[step.target];
+        let mut trial = Trial(None);
+        if step.trial {
+            if !health.begin_trial(Instant::now()) {
+                continue;
             }
-        };
-        let Ok(payload_str) = std::str::from_utf8(&payload) else {
-            return Err(ApiError::bad_request("the request body is not UTF-8", None));
-        };
-        let ctx = RequestContext {
-            request_id: ingress.request_id.clone(),
-            operation: ingress.operation,
-            requested_model: request.model.clone(),
-            upstream_model: target.upstream_model.clone(),
-            streaming: request.stream,
-            form: if native {
-                PayloadForm::Native
+            trial.0 = Some(health);
+        }
+        loop {
+            let key = if provider.keys.is_empty() {
+                None
             } else {
-                PayloadForm::Canonical
-            },
-            ingress_dialect: ingress.dialect.as_str().to_string(),
-            received_at_ms,
-            provider: provider.view.clone(),
-        };
-        log.rec.provider = Some(provider.name.clone());
-        log.rec.upstream_model = Some(target.upstream_model.clone());
-        log.rec.plugin = Some(plugin.label());
-        let attempt = Attempt {
-            state,
-            provider,
-            plugin: &plugin,
-            ctx,
-            payload: payload_str,
-            original: &payload,
-            request,
-            dialect: ingress.dialect,
-            native,
-            snapshot,
-            deadline,
-        };
-        match attempt.run(log, early.as_deref_mut()).await {
-            Ok(resp) => return Ok(resp),
-            Err(Failed::Final(e)) => return Err(e),
-            Err(Failed::Retry(e)) => {
-                tracing::info!(
-                    request_id = %ingress.request_id, provider = %provider.name,
-                    plugin = %plugin.label(), code = %e.code, "attempt failed"
-                );
-                last = Some(e);
+                let model = target.upstream_model_for(&request.model, wildcard.as_deref());
+                let picked = provider.pool.pick(Instant::now(), model, |k| {
+                    tried_keys.contains(&(target.provider, k))
+                });
+                match picked {
+                    Some(k) => Some(k),
+                    None => {
+                        last.get_or_insert_with(|| {
+                            ApiError::rate_limited(
+                                "Every API key of the provider is cooling down or disabled.",
+                            )
+                        });
+                        continue 'targets;
+                    }
+                }
+            };
+            if sent >= max_attempts {
+                break 'targets;
+            }
+            if sent > 0 {
+                if !rs.budget.withdraw(policy, Instant::now()) {
+                    tracing::info!(request_id = %ingress.request_id, model = %route.name, "retry budget spent");
+                    break 'targets;
+                }
+                if let Some((p, fault)) = previous
+                    && p == target.provider
+                {
+                    let mut wait = policy.backoff(sent - 1, &mut rand::rng());
+                    if let Fault::RateLimited(Some(d)) = fault {
+                        wait = wait.max(d);
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(wait.min(left)).await;
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ApiError::deadline());
+            }
+            sent += 1;
+            let upstream_model = target.upstream_model_for(&request.model, wildcard.as_deref());
+            let started = Instant::now();
+            let attempt = Attempt::new(
+                state,
+                ingress,
+                request,
+                snapshot,
+                provider,
+                &plugin,
+                target,
+                key,
+                upstream_model,
+                received_at_ms,
+                deadline,
+            );
+            let attempt = match attempt {
+                Ok(a) => a,
+                Err(e) => return Err(e),
+            };
+            log.rec.provider = Some(provider.name.clone());
+            log.rec.upstream_model = Some(upstream_model.to_owned());
+            log.rec.plugin = Some(plugin.label());
+            match attempt.run(log, early.as_deref_mut()).await {
+                Ok(served) => {
+                    trial.settled();
+                    health.success(Instant::now(), Some(started.elapsed()));
+                    if let Some(k) = key {
+                        provider.pool.worked(k);
+                    }
+                    return Ok(served);
+                }
+                Err(Failed::Final(e)) => return Err(e),
+                Err(Failed::Retry(fault, e)) => {
+                    tracing::info!(
+                        request_id = %ingress.request_id, provider = %provider.name,
+                        plugin = %plugin.label(), code = %e.code, ?fault, "attempt failed"
+                    );
+                    let now = Instant::now();
+                    if let Some(k) = key {
+                        tried_keys.push((target.provider, k));
+                    }
+                    previous = Some((target.provider, fault));
+                    let why = e.message.clone();
+                    last = Some(e);
+                    match fault {
+                        Fault::RateLimited(after) => {
+                            if let Some(k) = key {
+                                provider
+                                    .pool
+                                    .rate_limited(k, upstream_model, now, after, &why);
+                            }
+                            // A wait longer than the cap goes elsewhere.
+                            if key.is_none() || after.is_some_and(|d| d > policy.retry_after_cap) {
+                                continue 'targets;
+                            }
+                        }
+                        Fault::KeyRejected => match key {
+                            Some(k) => provider.pool.rejected(k, now, &why),
+                            None => continue 'targets,
+                        },
+                        Fault::Target => {
+                            trial.settled();
+                            health.failure(now, &why);
+                            continue 'targets;
+                        }
+                        Fault::Unsuited => continue 'targets,
+                        Fault::Refused => {
+                            refused.push(provider.adapter.as_str());
+                            continue 'targets;
+                        }
+                    }
+                }
             }
         }
     }
@@ -695,13 +865,16 @@ fn json_response(body: String) -> Response {
 
 /// Order the targets that can serve this request, or say why none can.
 /// A same-dialect target takes the request as it is; a translating target
-/// must declare every capability the canonical request needs.
+/// must have every capability the canonical request needs (its configured
+/// capabilities, else the adapter's declared ones).
 fn plan(
     route: &ModelRoute,
+    rs: &crate::state::RouteState,
     request: &Request,
     ingress: &ChatIngress,
     live: &Live,
     snapshot: &Snapshot,
+    session: Option<&str>,
 ) -> Result<routing::Plan, ApiError> {
     let adapter_of = |t: &Target| {
         live.providers
@@ -709,7 +882,12 @@ fn plan(
             .and_then(|p| snapshot.adapter(&p.adapter))
     };
     let counting = ingress.operation == Operation::CountTokens;
-    let serves = |a: &Arc<LoadedPlugin>| {
+    let has =
+        |t: &Target, a: &LoadedPlugin, c: orch_core::contract::Capability| match &t.capabilities {
+            Some(list) => list.contains(&c),
+            None => a.info.has(c),
+        };
+    let serves = |t: &Target, a: &Arc<LoadedPlugin>| {
         if counting && !a.info.capabilities.iter().any(|c| c == "count-tokens") {
             return false;
         }
@@ -719,17 +897,37 @@ fn plan(
         request
             .canonical
             .as_ref()
-            .is_some_and(|(_, p)| p.needs.iter().all(|c| a.info.has(*c)))
+            .is_some_and(|(_, p)| p.needs.iter().all(|c| has(t, a, *c)))
     };
+    let now = Instant::now();
+    let least_latency = route.strategy == routing::Strategy::LeastLatency;
     let plan = routing::plan(
         route,
-        |t| adapter_of(t).is_some_and(serves),
+        |i, t| {
+            if !adapter_of(t).is_some_and(|a| serves(t, a)) {
+                return None;
+            }
+            let h = &rs.health[i];
+            Some(Candidate {
+                standing: match h.admission(now) {
+                    Admission::Serve(f) => Standing::Serve(f),
+                    Admission::Trial => Standing::Trial,
+                    Admission::Ejected { until } => Standing::Ejected(until),
+                },
+                latency: if least_latency { h.latency(now) } else { None },
+            })
+        },
+        session,
         &mut rand::rng(),
     );
-    if !plan.0.is_empty() {
+    if !plan.steps.is_empty() {
         return Ok(plan);
     }
-    let loaded: Vec<_> = route.targets.iter().filter_map(adapter_of).collect();
+    let loaded: Vec<_> = route
+        .targets
+        .iter()
+        .filter_map(|t| adapter_of(t).map(|a| (t, a)))
+        .collect();
     if loaded.is_empty() {
         return Err(ApiError::unavailable(
             "No adapter plugin for this model's providers is loaded.",
@@ -748,7 +946,7 @@ fn plan(
         .unwrap_or_default();
     let missing: Vec<&str> = needs
         .iter()
-        .filter(|c| !loaded.iter().any(|a| a.info.has(**c)))
+        .filter(|c| !loaded.iter().any(|(t, a)| has(t, a, **c)))
         .map(|c| c.as_str())
         .collect();
     Err(ApiError::bad_request(
@@ -769,40 +967,139 @@ struct Attempt<'a> {
     state: &'a AppState,
     provider: &'a Provider,
     plugin: &'a Arc<LoadedPlugin>,
+    target: &'a Target,
+    /// The provider key this attempt uses.
+    key: Option<usize>,
     ctx: RequestContext,
-    payload: &'a str,
-    original: &'a Bytes,
+    /// The body the adapter gets, UTF-8, with the target's overrides.
+    payload: Bytes,
     request: &'a Request,
     /// The client's dialect.
     dialect: Dialect,
     /// The target speaks the client's dialect: bytes pass through.
     native: bool,
     snapshot: &'a Snapshot,
+    /// The request's deadline.
     deadline: Instant,
+    /// This attempt's own bound until the response (or, streaming, the
+    /// first content): the target's timeout and TTFT timeout.
+    attempt_deadline: Instant,
 }
 
-impl Attempt<'_> {
-    fn remaining(&self) -> Result<Duration, Failed> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(Failed::Final(ApiError::deadline()))
+impl<'a> Attempt<'a> {
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one attempt joins the request, the route's target and its provider"
+    )]
+    fn new(
+        state: &'a AppState,
+        ingress: &ChatIngress,
+        request: &'a Request,
+        snapshot: &'a Snapshot,
+        provider: &'a Provider,
+        plugin: &'a Arc<LoadedPlugin>,
+        target: &'a Target,
+        key: Option<usize>,
+        upstream_model: &str,
+        received_at_ms: u64,
+        deadline: Instant,
+    ) -> Result<Attempt<'a>, ApiError> {
+        let native =
+            ingress.dialect != Dialect::OpenAi && plugin.info.dialect == ingress.dialect.as_str();
+        let mut payload = if native {
+            ingress.body.clone()
         } else {
-            Ok(left)
+            match &request.canonical {
+                Some((body, _)) => body.clone(),
+                None => {
+                    return Err(ApiError::unavailable(
+                        "The request could not be translated.",
+                    ));
+                }
+            }
+        };
+        if !target.overrides.is_empty() {
+            let mut v: serde_json::Value = serde_json::from_slice(&payload).map_err(|e| {
+                ApiError::bad_request(format!("the request body is not valid JSON: {e}"), None)
+            })?;
+            target.overrides.apply(&mut v);
+            payload = Bytes::from(v.to_string());
         }
+        if std::str::from_utf8(&payload).is_err() {
+            return Err(ApiError::bad_request("the request body is not UTF-8", None));
+        }
+        let now = Instant::now();
+        let mut attempt_deadline = deadline;
+        if let Some(t) = target.timeout {
+            attempt_deadline = attempt_deadline.min(now + t);
+        }
+        if request.stream
+            && let Some(t) = target.ttft_timeout
+        {
+            attempt_deadline = attempt_deadline.min(now + t);
+        }
+        let ctx = RequestContext {
+            request_id: ingress.request_id.clone(),
+            operation: ingress.operation,
+            requested_model: request.model.clone(),
+            upstream_model: upstream_model.to_owned(),
+            streaming: request.stream,
+            form: if native {
+                PayloadForm::Native
+            } else {
+                PayloadForm::Canonical
+            },
+            ingress_dialect: ingress.dialect.as_str().to_string(),
+            received_at_ms,
+            provider: provider.view.clone(),
+        };
+        Ok(Attempt {
+            state,
+            provider,
+            plugin,
+            target,
+            key,
+            ctx,
+            payload,
+            request,
+            dialect: ingress.dialect,
+            native,
+            snapshot,
+            deadline,
+            attempt_deadline,
+        })
     }
 
-    /// A typed plugin error: retry when it says another target may do
-    /// better (or the feature is unsupported here), else report it.
+    /// Time left for this attempt: the request's deadline ends the request,
+    /// the attempt's own bound only this attempt.
+    fn remaining(&self) -> Result<Duration, Failed> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(Failed::Final(ApiError::deadline()));
+        }
+        if now >= self.attempt_deadline {
+            return Err(Failed::Retry(Fault::Target, ApiError::attempt_timeout()));
+        }
+        Ok(self.attempt_deadline.min(self.deadline) - now)
+    }
+
+    /// A typed error, from the adapter or the upstream: what it means for
+    /// the key, the target and the other targets.
     fn classified(&self, e: ClassifiedError) -> Failed {
         let mut e = e;
         e.message = self.provider.scrub(&e.message);
-        let retry = e.retryable || e.class == ErrorClass::Unsupported;
         let err = ApiError::classified(&e);
-        if retry {
-            Failed::Retry(err)
-        } else {
-            Failed::Final(err)
-        }
+        let fault = match e.class {
+            ErrorClass::Unsupported => Fault::Unsuited,
+            ErrorClass::RateLimited => Fault::RateLimited(
+                e.retry_after_ms
+                    .map(|ms| Duration::from_millis(u64::from(ms))),
+            ),
+            ErrorClass::Authentication | ErrorClass::PermissionDenied => Fault::KeyRejected,
+            _ if e.retryable => Fault::Target,
+            _ => Fault::Refused,
+        };
+        Failed::Retry(fault, err)
     }
 
     fn call_error(&self, e: CallError) -> Failed {
@@ -817,7 +1114,32 @@ impl Attempt<'_> {
             request_id = %self.ctx.request_id, plugin = %self.plugin.label(),
             fault = f.kind(), "plugin fault: {f}"
         );
-        Failed::Retry(ApiError::plugin(f))
+        Failed::Retry(Fault::Target, ApiError::plugin(f))
+    }
+
+    /// The upstream could not be reached or broke the exchange.
+    fn transport(&self, e: &orch_upstream::UpstreamError) -> Failed {
+        Failed::Retry(Fault::Target, ApiError::upstream(e))
+    }
+
+    /// A 2xx body or event matched one of the provider's error matchers.
+    fn hidden_error(&self, data: &[u8]) -> Result<(), Failed> {
+        match self.provider.hides_error(data) {
+            None => Ok(()),
+            Some(m) => {
+                tracing::info!(
+                    request_id = %self.ctx.request_id, provider = %self.provider.name,
+                    matcher = %m, "an error hidden in a successful response"
+                );
+                let mut e = ClassifiedError::new(
+                    ErrorClass::Server,
+                    true,
+                    "The upstream provider answered with an error.",
+                );
+                e.code = Some("upstream_error_in_body".into());
+                Err(self.classified(e))
+            }
+        }
     }
 
     async fn run(
@@ -830,14 +1152,19 @@ impl Attempt<'_> {
             .adapter(&self.ctx)
             .await
             .map_err(|f| self.fault(&f))?;
-        let up = inst
-            .build_request(self.payload)
+        let payload = std::str::from_utf8(&self.payload).unwrap_or_default();
+        let mut up = inst
+            .build_request(payload)
             .await
             .map_err(|e| self.call_error(e))?;
+        for (name, value) in &self.target.headers {
+            up.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+            up.headers.push((name.clone(), value.clone()));
+        }
         let body = match &up.body {
             RequestBody::Empty => Bytes::new(),
             RequestBody::Bytes(b) => Bytes::from(b.clone()),
-            RequestBody::Forward(edits) => match canonical::apply_edits(self.original, edits) {
+            RequestBody::Forward(edits) => match canonical::apply_edits(&self.payload, edits) {
                 Ok(b) => Bytes::from(b),
                 Err(e) => {
                     return Err(
@@ -851,12 +1178,15 @@ impl Attempt<'_> {
         let services = self.state.services();
         let resp = services
             .upstream
-            .send(&up, body, self.provider.next_key(), Some(remaining))
+            .send(&up, body, self.provider.key(self.key), Some(remaining))
             .await
             .map_err(|e| {
-                let e = ApiError::upstream(&e);
-                tracing::info!(request_id = %self.ctx.request_id, provider = %self.provider.name, "upstream send failed: {}", e.code);
-                Failed::Retry(e)
+                tracing::info!(request_id = %self.ctx.request_id, provider = %self.provider.name, "upstream send failed: {e}");
+                // The attempt's own time ran out, or the request's.
+                match self.remaining() {
+                    Err(f) => f,
+                    Ok(_) => self.transport(&e),
+                }
             })?;
         let status = resp.status;
         if !(200..300).contains(&status) {
@@ -867,23 +1197,34 @@ impl Attempt<'_> {
                 .ok()
                 .and_then(Result::ok)
                 .unwrap_or_default();
-            let classified = match inst.classify_error(status, &headers, &body).await {
+            let mut classified = match inst.classify_error(status, &headers, &body).await {
                 Ok(c) => c,
                 Err(f) => {
                     self.fault(&f);
                     host_classification(status)
                 }
             };
+            if classified.retry_after_ms.is_none()
+                && let Some(d) = routing::retry::retry_after(&headers, SystemTime::now())
+            {
+                classified.retry_after_ms = Some(u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
+            }
             return Err(self.classified(classified));
         }
         let headers = resp.headers.clone();
         if !self.request.stream {
             let remaining = self.remaining()?;
             let body = match tokio::time::timeout(remaining, resp.read_body()).await {
-                Err(_) => return Err(Failed::Final(ApiError::deadline())),
-                Ok(Err(e)) => return Err(Failed::Retry(ApiError::upstream(&e))),
+                Err(_) => {
+                    return Err(self
+                        .remaining()
+                        .err()
+                        .unwrap_or(Failed::Final(ApiError::deadline())));
+                }
+                Ok(Err(e)) => return Err(self.transport(&e)),
                 Ok(Ok(b)) => b,
             };
+            self.hidden_error(&body)?;
             let parsed = inst
                 .parse_response(status, &headers, &body)
                 .await
@@ -921,16 +1262,17 @@ impl Attempt<'_> {
                     let items = inst.finish().await.map_err(|e| self.call_error(e))?;
                     out.absorb(items).await.map_err(Failed::Final)?;
                     if !out.done {
-                        return Err(Failed::Retry(ApiError::upstream(
-                            &orch_upstream::UpstreamError::Malformed("stream ended early".into()),
+                        return Err(self.transport(&orch_upstream::UpstreamError::Malformed(
+                            "stream ended early".into(),
                         )));
                     }
                 }
                 Some(Err(e)) => {
                     self.remaining()?;
-                    return Err(Failed::Retry(ApiError::upstream(&e)));
+                    return Err(self.transport(&e));
                 }
                 Some(Ok(frame)) => {
+                    self.hidden_error(&frame.data)?;
                     let items = inst.push(&frame).await.map_err(|e| self.call_error(e))?;
                     out.absorb(items).await.map_err(Failed::Final)?;
                 }

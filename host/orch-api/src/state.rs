@@ -2,14 +2,17 @@
 //! of the configuration every request reads once.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use orch_core::config::Config;
+use orch_core::config::HealthConfig;
 use orch_core::contract::ProviderView;
-use orch_core::routing::ModelRoute;
+use orch_core::routing::Catalogue;
+use orch_core::routing::health::Health;
+use orch_core::routing::keys::KeyPool;
+use orch_core::routing::retry::RetryBudget;
 use orch_plugin_host::PluginHost;
 use orch_store::LogWriter;
 use orch_upstream::UpstreamClient;
@@ -33,12 +36,28 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     live: ArcSwap<Live>,
     services: Services,
+    book: Mutex<HealthBook>,
+    probes: crate::probes::ProbeBook,
+}
+
+/// Health, key and budget state by stable identity, so a configuration
+/// reload keeps what the gateway learned about targets that stay.
+#[derive(Default)]
+struct HealthBook {
+    targets: HashMap<String, Arc<Health>>,
+    keys: HashMap<String, Arc<KeyPool>>,
+    budgets: HashMap<String, Arc<RetryBudget>>,
 }
 
 /// The configuration as requests use it; replaced as a whole.
 pub(crate) struct Live {
     pub(crate) providers: Vec<Provider>,
-    pub(crate) models: HashMap<String, ModelRoute>,
+    pub(crate) catalogue: Catalogue,
+    /// Per route of the catalogue, in the same order.
+    pub(crate) routes: Vec<RouteState>,
+    pub(crate) health: HealthConfig,
+    /// SHA-256 of the admin token, when the operator endpoints are on.
+    pub(crate) admin_token: Option<[u8; 32]>,
     pub(crate) model_names: Vec<String>,
     pub(crate) client_keys: Vec<[u8; 32]>,
     pub(crate) request_timeout: Duration,
@@ -46,23 +65,45 @@ pub(crate) struct Live {
     pub(crate) created_s: u64,
 }
 
-/// A provider with its secrets and key rotation.
+/// The live state of one route: its targets' health and its retry budget.
+pub(crate) struct RouteState {
+    /// Per target, in the route's order.
+    pub(crate) health: Vec<Arc<Health>>,
+    pub(crate) budget: Arc<RetryBudget>,
+}
+
+/// A provider with its secrets and their states.
 pub(crate) struct Provider {
     pub(crate) name: String,
     pub(crate) adapter: String,
     pub(crate) view: ProviderView,
-    keys: Vec<SecretString>,
-    next_key: AtomicUsize,
+    pub(crate) keys: Vec<SecretString>,
+    /// The state of each key in `keys`.
+    pub(crate) pool: Arc<KeyPool>,
+    pub(crate) error_matchers: Vec<String>,
+    pub(crate) probe_interval: Option<Duration>,
 }
 
 impl Provider {
-    /// The next key in round-robin order, if the provider has keys.
-    pub(crate) fn next_key(&self) -> Option<&SecretString> {
-        if self.keys.is_empty() {
-            return None;
-        }
-        let i = self.next_key.fetch_add(1, Ordering::Relaxed) % self.keys.len();
-        self.keys.get(i)
+    /// Key `i`, if the provider has it.
+    pub(crate) fn key(&self, i: Option<usize>) -> Option<&SecretString> {
+        self.keys.get(i?)
+    }
+
+    /// The key shown to operators: its first and last characters.
+    pub(crate) fn masked_key(&self, i: usize) -> String {
+        self.keys
+            .get(i)
+            .map_or_else(String::new, |k| mask(k.expose_secret()))
+    }
+
+    /// Whether a successful body or event carries an error the provider
+    /// hid in it.
+    pub(crate) fn hides_error(&self, body: &[u8]) -> Option<&str> {
+        self.error_matchers
+            .iter()
+            .find(|m| memchr_find(body, m.as_bytes()))
+            .map(String::as_str)
     }
 
     /// Replace every occurrence of this provider's keys in `text`.
@@ -82,31 +123,104 @@ pub(crate) fn key_digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
+/// `sk-a…wxyz`: enough to tell keys apart, never enough to use one.
+pub(crate) fn mask(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 12 {
+        return "…".into();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
 impl Live {
-    fn from_config(config: &Config) -> Live {
-        let providers = config
+    fn from_config(config: &Config, book: &mut HealthBook) -> Live {
+        let now = Instant::now();
+        let hc = &config.health;
+        let providers: Vec<Provider> = config
             .providers
             .iter()
-            .map(|p| Provider {
-                name: p.name.clone(),
-                adapter: p.adapter.clone(),
-                view: ProviderView {
+            .map(|p| {
+                // Same provider, same keys in the same order: same states.
+                let mut id = Sha256::new();
+                id.update(p.name.as_bytes());
+                for k in &p.api_keys {
+                    id.update(Sha256::digest(k.expose_secret().as_bytes()));
+                }
+                id.update(format!("{:?}", p.key_strategy).as_bytes());
+                let id = hex::encode(id.finalize());
+                let pool = book
+                    .keys
+                    .entry(id)
+                    .or_insert_with(|| {
+                        Arc::new(KeyPool::new(
+                            p.api_keys.len(),
+                            p.key_strategy,
+                            hc.keys.clone(),
+                        ))
+                    })
+                    .clone();
+                Provider {
                     name: p.name.clone(),
-                    base_url: p.base_url.as_str().trim_end_matches('/').to_string(),
-                    options_json: p.options_json.clone(),
-                },
-                keys: p.api_keys.clone(),
-                next_key: AtomicUsize::new(0),
+                    adapter: p.adapter.clone(),
+                    view: ProviderView {
+                        name: p.name.clone(),
+                        base_url: p.base_url.as_str().trim_end_matches('/').to_string(),
+                        options_json: p.options_json.clone(),
+                    },
+                    keys: p.api_keys.clone(),
+                    pool,
+                    error_matchers: p.error_matchers.clone(),
+                    probe_interval: p.probe_interval,
+                }
+            })
+            .collect();
+        let routes = config
+            .models
+            .iter()
+            .map(|m| RouteState {
+                health: m
+                    .targets
+                    .iter()
+                    .map(|t| {
+                        let id = target_id(&providers[t.provider].name, &t.upstream_model);
+                        book.targets
+                            .entry(id)
+                            .or_insert_with(|| Arc::new(Health::new(hc.policy.clone(), now)))
+                            .clone()
+                    })
+                    .collect(),
+                budget: book
+                    .budgets
+                    .entry(m.name.clone())
+                    .or_insert_with(|| Arc::new(RetryBudget::new(now)))
+                    .clone(),
             })
             .collect();
         Live {
             providers,
-            model_names: config.models.iter().map(|m| m.name.clone()).collect(),
-            models: config
+            routes,
+            health: hc.clone(),
+            admin_token: config
+                .admin
+                .token
+                .as_ref()
+                .map(|t| key_digest(t.expose_secret())),
+            // Names and exact aliases: what a client can ask for by name.
+            model_names: config
                 .models
                 .iter()
-                .map(|m| (m.name.clone(), m.clone()))
+                .flat_map(|m| {
+                    std::iter::once(&m.name).chain(m.aliases.iter().filter(|a| !a.ends_with('*')))
+                })
+                .cloned()
                 .collect(),
+            catalogue: Catalogue::new(config.models.clone()),
             client_keys: config
                 .auth
                 .client_keys
@@ -126,19 +240,41 @@ impl Live {
 impl AppState {
     /// Build the state from a validated configuration and the services.
     pub fn new(config: &Config, services: Services) -> AppState {
+        let mut book = HealthBook::default();
+        let live = Live::from_config(config, &mut book);
         AppState(Arc::new(Inner {
-            live: ArcSwap::from_pointee(Live::from_config(config)),
+            live: ArcSwap::from_pointee(live),
             services,
+            book: Mutex::new(book),
+            probes: crate::probes::ProbeBook::default(),
         }))
     }
 
     /// Replace the live configuration; requests in flight keep the old one.
+    /// Targets and keys that stay keep their health.
     pub fn apply_config(&self, config: &Config) {
-        self.0.live.store(Arc::new(Live::from_config(config)));
+        let mut book = self.0.book.lock().unwrap_or_else(|p| p.into_inner());
+        let live = Live::from_config(config, &mut book);
+        // Forget what no route or provider uses any more.
+        book.targets.retain(|_, h| Arc::strong_count(h) > 1);
+        book.keys.retain(|_, k| Arc::strong_count(k) > 1);
+        book.budgets.retain(|_, b| Arc::strong_count(b) > 1);
+        self.0.live.store(Arc::new(live));
     }
 
     pub(crate) fn live(&self) -> Arc<Live> {
         self.0.live.load_full()
+    }
+
+    pub(crate) fn probes(&self) -> &crate::probes::ProbeBook {
+        &self.0.probes
+    }
+
+    /// When the provider's next healthy-tier probe is due.
+    pub(crate) fn next_probe(&self, provider: usize, now: Instant) -> Option<Duration> {
+        let live = self.live();
+        let name = &live.providers.get(provider)?.name;
+        self.0.probes.next(name, now)
     }
 
     pub(crate) fn services(&self) -> &Services {
@@ -148,4 +284,9 @@ impl AppState {
     pub(crate) fn max_body_bytes(&self) -> usize {
         self.0.live.load().max_body_bytes
     }
+}
+
+/// The identity of a target's health: provider and upstream model.
+pub(crate) fn target_id(provider: &str, upstream_model: &str) -> String {
+    format!("{provider}/{upstream_model}")
 }

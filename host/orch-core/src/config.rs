@@ -16,7 +16,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::routing::{ModelRoute, Target};
+use crate::contract::Capability;
+use crate::routing::health::HealthPolicy;
+use crate::routing::keys::{KeyPolicy, KeyStrategy};
+use crate::routing::retry::RetryPolicy;
+use crate::routing::{ModelRoute, Overrides, Strategy, Target};
 
 /// The top-level sections; only `ORCH_<SECTION>__<KEY>` variables are read
 /// as configuration, so other `ORCH_*` variables (like `ORCH_CONFIG`) are not.
@@ -28,6 +32,9 @@ const SECTIONS: &[&str] = &[
     "auth",
     "upstream",
     "logging",
+    "routing",
+    "health",
+    "admin",
 ];
 
 /// Where `serve` looks for its configuration by default.
@@ -93,6 +100,10 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// Models clients can ask for.
     pub models: Vec<ModelRoute>,
+    /// Health thresholds, key states and active probes.
+    pub health: HealthConfig,
+    /// The operator API.
+    pub admin: AdminConfig,
     /// Things that are allowed but worth a warning at start.
     pub warnings: Vec<String>,
 }
@@ -204,6 +215,36 @@ pub struct ProviderConfig {
     pub api_keys: Vec<SecretString>,
     /// Adapter options as a JSON object.
     pub options_json: String,
+    /// How requests spread over the keys.
+    pub key_strategy: KeyStrategy,
+    /// Substrings that mark a successful (2xx) body or stream event as a
+    /// failure (errors some providers hide in a 200).
+    pub error_matchers: Vec<String>,
+    /// Active probe interval of healthy targets (`None`: the global one).
+    pub probe_interval: Option<Duration>,
+}
+
+/// The operator endpoints (`/health/providers`, later `/admin/v1/`).
+#[derive(Debug, Clone, Default)]
+pub struct AdminConfig {
+    /// The bearer token; without one the operator endpoints are off.
+    pub token: Option<SecretString>,
+}
+
+/// Health of targets and keys, and the active probes.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    /// Passive health thresholds.
+    pub policy: HealthPolicy,
+    /// Key cool-downs and disabling.
+    pub keys: KeyPolicy,
+    /// How often healthy targets are probed (`None`: never; unhealthy ones
+    /// are probed when their ejection ends).
+    pub probe_interval: Option<Duration>,
+    /// Bound on one probe.
+    pub probe_timeout: Duration,
+    /// At most this many probes per provider per minute.
+    pub probe_budget_per_min: u32,
 }
 
 // ---------------------------------------------------------------------------
@@ -230,6 +271,96 @@ struct RawConfig {
     providers: Vec<RawProvider>,
     #[serde(default)]
     models: Vec<RawModel>,
+    #[serde(default)]
+    routing: RawRouting,
+    #[serde(default)]
+    health: RawHealth,
+    #[serde(default)]
+    admin: RawAdmin,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawAdmin {
+    token: Option<SecretRef>,
+}
+
+/// Retry defaults of every model.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRouting {
+    max_attempts: u32,
+    backoff_base_ms: u64,
+    backoff_cap_ms: u64,
+    retry_after_cap_ms: u64,
+    retry_budget_ratio: f64,
+    retry_budget_min_per_sec: f64,
+}
+
+impl Default for RawRouting {
+    fn default() -> Self {
+        let d = RetryPolicy::default();
+        RawRouting {
+            max_attempts: d.max_attempts,
+            backoff_base_ms: millis(d.backoff_base),
+            backoff_cap_ms: millis(d.backoff_cap),
+            retry_after_cap_ms: millis(d.retry_after_cap),
+            retry_budget_ratio: d.budget_ratio,
+            retry_budget_min_per_sec: d.budget_min_per_sec,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHealth {
+    window_s: u64,
+    window_size: usize,
+    min_samples: usize,
+    degraded_error_ratio: f64,
+    unhealthy_error_ratio: f64,
+    eject_after_failures: u32,
+    recover_after_successes: u32,
+    base_ejection_ms: u64,
+    max_ejection_ms: u64,
+    degraded_latency_ms: Option<u64>,
+    latency_half_life_s: u64,
+    key_cooldown_ms: u64,
+    max_key_cooldown_ms: u64,
+    key_disable_s: u64,
+    probe_interval_s: u64,
+    probe_timeout_ms: u64,
+    probe_budget_per_min: u32,
+}
+
+impl Default for RawHealth {
+    fn default() -> Self {
+        let h = HealthPolicy::default();
+        let k = KeyPolicy::default();
+        RawHealth {
+            window_s: h.window.as_secs(),
+            window_size: h.window_size,
+            min_samples: h.min_samples,
+            degraded_error_ratio: h.degraded_ratio,
+            unhealthy_error_ratio: h.unhealthy_ratio,
+            eject_after_failures: h.eject_after,
+            recover_after_successes: h.recover_after,
+            base_ejection_ms: millis(h.base_ejection),
+            max_ejection_ms: millis(h.max_ejection),
+            degraded_latency_ms: h.degraded_latency.map(millis),
+            latency_half_life_s: h.latency_half_life.as_secs(),
+            key_cooldown_ms: millis(k.default_cooldown),
+            max_key_cooldown_ms: millis(k.max_cooldown),
+            key_disable_s: k.disable_for.as_secs(),
+            probe_interval_s: 60,
+            probe_timeout_ms: 5_000,
+            probe_budget_per_min: 12,
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[derive(Deserialize)]
@@ -367,12 +498,44 @@ struct RawProvider {
     api_keys: Vec<SecretRef>,
     #[serde(default)]
     options: Option<serde_json::Value>,
+    #[serde(default)]
+    key_strategy: RawKeyStrategy,
+    #[serde(default)]
+    error_matchers: Vec<String>,
+    #[serde(default)]
+    probe_interval_s: Option<u64>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum RawKeyStrategy {
+    #[default]
+    RoundRobin,
+    LeastRecentlyRateLimited,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum RawStrategy {
+    #[default]
+    Weighted,
+    Priority,
+    LeastLatency,
+    Sticky,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawModel {
     name: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    strategy: RawStrategy,
+    #[serde(default)]
+    session_header: Option<String>,
+    #[serde(default)]
+    max_attempts: Option<u32>,
     targets: Vec<RawTarget>,
 }
 
@@ -383,6 +546,22 @@ struct RawTarget {
     model: String,
     #[serde(default = "one")]
     weight: u32,
+    #[serde(default)]
+    priority: u32,
+    #[serde(default)]
+    set: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    remove: Vec<String>,
+    #[serde(default)]
+    cap: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    capabilities: Option<Vec<String>>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    ttft_timeout_ms: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -651,6 +830,14 @@ fn validate(
             .enumerate()
             .filter_map(|(j, k)| secret(key(&format!("api_keys[{j}]")), k, &mut problem))
             .collect();
+        for (j, m) in rp.error_matchers.iter().enumerate() {
+            if m.trim().is_empty() {
+                problem(
+                    key(&format!("error_matchers[{j}]")),
+                    "must not be blank".into(),
+                );
+            }
+        }
         let options_json = match &rp.options {
             None => "{}".to_string(),
             Some(v @ serde_json::Value::Object(_)) => v.to_string(),
@@ -666,9 +853,34 @@ fn validate(
                 base_url,
                 api_keys,
                 options_json,
+                key_strategy: match rp.key_strategy {
+                    RawKeyStrategy::RoundRobin => KeyStrategy::RoundRobin,
+                    RawKeyStrategy::LeastRecentlyRateLimited => {
+                        KeyStrategy::LeastRecentlyRateLimited
+                    }
+                },
+                error_matchers: rp.error_matchers.clone(),
+                probe_interval: rp.probe_interval_s.map(Duration::from_secs),
             });
         }
     }
+
+    let admin_token = raw
+        .admin
+        .token
+        .as_ref()
+        .and_then(|t| secret("admin.token".into(), t, &mut problem));
+    if let Some(t) = &admin_token {
+        use secrecy::ExposeSecret;
+        if t.expose_secret().len() < 16 {
+            problem(
+                "admin.token".into(),
+                "must be at least 16 characters".into(),
+            );
+        }
+    }
+    let retry = retry_policy(&raw.routing, &mut problem);
+    let health = health_config(&raw.health, &mut problem);
 
     let mut models = Vec::new();
     let mut model_names = HashSet::new();
@@ -679,26 +891,70 @@ fn validate(
         } else if !model_names.insert(rm.name.clone()) {
             problem(key("name"), format!("duplicate model name {:?}", rm.name));
         }
+        for (j, alias) in rm.aliases.iter().enumerate() {
+            let wildcard = alias.strip_suffix('*');
+            if alias.is_empty() || wildcard == Some("") {
+                problem(
+                    key(&format!("aliases[{j}]")),
+                    "must be a name or a non-empty `prefix*`".into(),
+                );
+            } else if wildcard.is_some_and(|w| w.contains('*'))
+                || (wildcard.is_none() && alias.contains('*'))
+            {
+                problem(
+                    key(&format!("aliases[{j}]")),
+                    "`*` may only end an alias".into(),
+                );
+            } else if !model_names.insert(alias.clone()) {
+                problem(
+                    key(&format!("aliases[{j}]")),
+                    format!("{alias:?} already names a model or alias"),
+                );
+            }
+        }
+        if rm.session_header.is_some() && rm.strategy != RawStrategy::Sticky {
+            problem(
+                key("session_header"),
+                "only applies to strategy = \"sticky\"".into(),
+            );
+        }
+        if let Some(h) = &rm.session_header
+            && http_header_name(h).is_none()
+        {
+            problem(key("session_header"), format!("{h:?} is not a header name"));
+        }
+        let strategy = match rm.strategy {
+            RawStrategy::Weighted => Strategy::Weighted,
+            RawStrategy::Priority => Strategy::Priority,
+            RawStrategy::LeastLatency => Strategy::LeastLatency,
+            RawStrategy::Sticky => Strategy::Sticky {
+                header: rm.session_header.as_deref().and_then(http_header_name),
+            },
+        };
+        let mut retry = retry.clone();
+        if let Some(n) = rm.max_attempts {
+            if n == 0 || n > 20 {
+                problem(key("max_attempts"), "must be in 1..=20".into());
+            }
+            retry.max_attempts = n.clamp(1, 20);
+        }
         if rm.targets.is_empty() {
             problem(key("targets"), "needs at least one target".into());
         }
         let mut targets = Vec::new();
         for (j, rt) in rm.targets.iter().enumerate() {
             let tkey = |f: &str| format!("models[{i}].targets[{j}].{f}");
+            if rt.model.is_empty() {
+                problem(tkey("model"), "must not be empty".into());
+            }
+            let target = target(rt, &tkey, &mut problem);
             match providers.iter().position(|p| p.name == rt.provider) {
-                Some(provider) => targets.push(Target {
-                    provider,
-                    upstream_model: rt.model.clone(),
-                    weight: rt.weight,
-                }),
+                Some(provider) => targets.push(Target { provider, ..target }),
                 None if names.contains(&rt.provider) => {}
                 None => problem(
                     tkey("provider"),
                     format!("no provider named {:?}", rt.provider),
                 ),
-            }
-            if rt.model.is_empty() {
-                problem(tkey("model"), "must not be empty".into());
             }
         }
         if !rm.targets.is_empty() && rm.targets.iter().all(|t| t.weight == 0) {
@@ -709,6 +965,9 @@ fn validate(
         }
         models.push(ModelRoute {
             name: rm.name.clone(),
+            aliases: rm.aliases.clone(),
+            strategy,
+            retry,
             targets,
         });
     }
@@ -770,8 +1029,211 @@ fn validate(
         },
         providers,
         models,
+        health,
+        admin: AdminConfig { token: admin_token },
         warnings,
     })
+}
+
+/// A lower-cased header name, if `name` is one.
+fn http_header_name(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    ok.then(|| name.to_ascii_lowercase())
+}
+
+/// Headers a target may not set: the host owns framing and credentials.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "api-key",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+];
+
+fn target(
+    rt: &RawTarget,
+    key: &dyn Fn(&str) -> String,
+    problem: &mut dyn FnMut(String, String),
+) -> Target {
+    let mut capabilities = None;
+    if let Some(list) = &rt.capabilities {
+        let mut caps = Vec::new();
+        for (k, c) in list.iter().enumerate() {
+            match Capability::ALL.iter().find(|x| x.as_str() == c) {
+                Some(x) => caps.push(*x),
+                None => problem(
+                    key(&format!("capabilities[{k}]")),
+                    format!(
+                        "unknown capability {c:?} (known: {})",
+                        Capability::ALL.map(Capability::as_str).join(", ")
+                    ),
+                ),
+            }
+        }
+        capabilities = Some(caps);
+    }
+    let mut headers = Vec::new();
+    for (name, value) in &rt.headers {
+        match http_header_name(name) {
+            Some(n) if RESERVED_HEADERS.contains(&n.as_str()) => problem(
+                key(&format!("headers.{name}")),
+                "is set by the gateway (credentials and framing)".into(),
+            ),
+            Some(n)
+                if value
+                    .bytes()
+                    .all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) =>
+            {
+                headers.push((n, value.clone()));
+            }
+            Some(_) => problem(
+                key(&format!("headers.{name}")),
+                "the value must be visible ASCII".into(),
+            ),
+            None => problem(key(&format!("headers.{name}")), "not a header name".into()),
+        }
+    }
+    for f in ["model", "stream", "messages"] {
+        if rt.set.contains_key(f) || rt.remove.iter().any(|r| r == f) {
+            problem(
+                key(f),
+                format!("`{f}` cannot be overridden (the gateway sets it)"),
+            );
+        }
+    }
+    let positive = |v: Option<u64>, f: &str, problem: &mut dyn FnMut(String, String)| {
+        if v == Some(0) {
+            problem(key(f), "must be > 0".into());
+        }
+        v.filter(|&ms| ms > 0).map(Duration::from_millis)
+    };
+    let timeout = positive(rt.timeout_ms, "timeout_ms", problem);
+    let ttft_timeout = positive(rt.ttft_timeout_ms, "ttft_timeout_ms", problem);
+    Target {
+        provider: 0,
+        upstream_model: rt.model.clone(),
+        weight: rt.weight,
+        priority: rt.priority,
+        overrides: Overrides {
+            set: rt.set.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            remove: rt.remove.clone(),
+            cap: rt.cap.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        },
+        headers,
+        capabilities,
+        timeout,
+        ttft_timeout,
+    }
+}
+
+fn retry_policy(r: &RawRouting, problem: &mut dyn FnMut(String, String)) -> RetryPolicy {
+    if r.max_attempts == 0 || r.max_attempts > 20 {
+        problem("routing.max_attempts".into(), "must be in 1..=20".into());
+    }
+    if r.backoff_cap_ms < r.backoff_base_ms {
+        problem(
+            "routing.backoff_cap_ms".into(),
+            "must be ≥ routing.backoff_base_ms".into(),
+        );
+    }
+    if !(0.0..=10.0).contains(&r.retry_budget_ratio) {
+        problem(
+            "routing.retry_budget_ratio".into(),
+            "must be in 0..=10".into(),
+        );
+    }
+    if !(0.0..=10_000.0).contains(&r.retry_budget_min_per_sec) {
+        problem(
+            "routing.retry_budget_min_per_sec".into(),
+            "must be in 0..=10000".into(),
+        );
+    }
+    RetryPolicy {
+        max_attempts: r.max_attempts.clamp(1, 20),
+        backoff_base: Duration::from_millis(r.backoff_base_ms),
+        backoff_cap: Duration::from_millis(r.backoff_cap_ms),
+        retry_after_cap: Duration::from_millis(r.retry_after_cap_ms),
+        budget_ratio: r.retry_budget_ratio,
+        budget_min_per_sec: r.retry_budget_min_per_sec,
+    }
+}
+
+fn health_config(h: &RawHealth, problem: &mut dyn FnMut(String, String)) -> HealthConfig {
+    let mut check = |ok: bool, key: &str, reason: &str| {
+        if !ok {
+            problem(format!("health.{key}"), reason.into());
+        }
+    };
+    check(h.window_s > 0, "window_s", "must be > 0");
+    check(h.window_size > 0, "window_size", "must be > 0");
+    check(
+        h.min_samples > 0 && h.min_samples <= h.window_size,
+        "min_samples",
+        "must be in 1..=window_size",
+    );
+    check(
+        (0.0..=1.0).contains(&h.degraded_error_ratio),
+        "degraded_error_ratio",
+        "must be in 0..=1",
+    );
+    check(
+        h.unhealthy_error_ratio > 0.0
+            && h.unhealthy_error_ratio <= 1.0
+            && h.unhealthy_error_ratio >= h.degraded_error_ratio,
+        "unhealthy_error_ratio",
+        "must be in 0..=1 and ≥ degraded_error_ratio",
+    );
+    check(
+        h.eject_after_failures > 0,
+        "eject_after_failures",
+        "must be > 0",
+    );
+    check(
+        h.recover_after_successes > 0,
+        "recover_after_successes",
+        "must be > 0",
+    );
+    check(
+        h.base_ejection_ms > 0 && h.max_ejection_ms >= h.base_ejection_ms,
+        "max_ejection_ms",
+        "base_ejection_ms must be > 0 and ≤ max_ejection_ms",
+    );
+    check(
+        h.latency_half_life_s > 0,
+        "latency_half_life_s",
+        "must be > 0",
+    );
+    check(h.probe_timeout_ms > 0, "probe_timeout_ms", "must be > 0");
+    HealthConfig {
+        policy: HealthPolicy {
+            window: Duration::from_secs(h.window_s),
+            window_size: h.window_size,
+            min_samples: h.min_samples,
+            degraded_ratio: h.degraded_error_ratio,
+            unhealthy_ratio: h.unhealthy_error_ratio,
+            eject_after: h.eject_after_failures,
+            recover_after: h.recover_after_successes,
+            base_ejection: Duration::from_millis(h.base_ejection_ms),
+            max_ejection: Duration::from_millis(h.max_ejection_ms),
+            degraded_latency: h.degraded_latency_ms.map(Duration::from_millis),
+            latency_half_life: Duration::from_secs(h.latency_half_life_s),
+        },
+        keys: KeyPolicy {
+            default_cooldown: Duration::from_millis(h.key_cooldown_ms),
+            max_cooldown: Duration::from_millis(h.max_key_cooldown_ms),
+            disable_for: Duration::from_secs(h.key_disable_s),
+        },
+        probe_interval: (h.probe_interval_s > 0).then(|| Duration::from_secs(h.probe_interval_s)),
+        probe_timeout: Duration::from_millis(h.probe_timeout_ms),
+        probe_budget_per_min: h.probe_budget_per_min,
+    }
 }
 
 #[cfg(test)]

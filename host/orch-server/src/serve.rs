@@ -98,6 +98,7 @@ pub async fn serve(
             log: log.clone(),
         },
     );
+    let probes = tokio::spawn(orch_api::run_probes(state.clone()));
     let app = orch_api::router(state);
 
     let local = listener.local_addr()?;
@@ -138,6 +139,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    probes.abort();
     tracing::info!(
         grace_ms = config.server.shutdown_grace.as_millis() as u64,
         "shutting down; draining in-flight requests"

@@ -56,9 +56,12 @@ async fn broken_targets_are_invisible_to_clients() {
         }
     }
     assert_eq!(errors, 0, "client-visible errors");
+    // Each broken target is ejected after five consecutive failures, so
+    // the 200 requests cost few extra attempts.
+    let refused_and_failing = failing.stats().chat_requests;
     assert!(
-        failing.stats().chat_requests > 50,
-        "the failing target was tried"
+        (5..=10).contains(&refused_and_failing),
+        "the failing target was tried until ejected: {refused_and_failing}"
     );
     assert_eq!(
         healthy.stats().chat_requests,

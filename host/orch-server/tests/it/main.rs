@@ -14,3 +14,4 @@ mod failover;
 mod harness;
 mod hot_reload;
 mod plugin_faults;
+mod routing;
