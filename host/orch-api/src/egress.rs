@@ -38,6 +38,9 @@ pub(crate) struct ClientStream {
     pub(crate) done: bool,
     /// The last usage reported.
     pub(crate) usage: Option<Usage>,
+    /// Content chunks seen: the output-token estimate of a stream that
+    /// ends before its usage report.
+    content_chunks: u32,
     /// When the first content chunk arrived.
     pub(crate) first_content_at: Option<Instant>,
     /// Drop meta chunks before the first content chunk (the client already
@@ -58,6 +61,7 @@ impl ClientStream {
             committed: false,
             done: false,
             usage: None,
+            content_chunks: 0,
             first_content_at: None,
             skip_leading_meta: false,
         }
@@ -98,6 +102,9 @@ impl ClientStream {
     }
 
     fn commit(&mut self, kind: ChunkKind) {
+        if kind == ChunkKind::Content {
+            self.content_chunks = self.content_chunks.saturating_add(1);
+        }
         if kind == ChunkKind::Content && !self.committed {
             self.committed = true;
             self.first_content_at = Some(Instant::now());
@@ -161,6 +168,14 @@ impl ClientStream {
             }
         }
         Ok(())
+    }
+
+    /// The usage of a stream that broke off: what the upstream reported so
+    /// far, with at least one output token per content chunk sent.
+    pub(crate) fn partial_usage(&self) -> Usage {
+        let mut u = self.usage.unwrap_or_default();
+        u.output_tokens = u.output_tokens.max(self.content_chunks);
+        u
     }
 
     /// Whether encoded bytes are waiting.

@@ -218,6 +218,8 @@ pub(crate) struct Early {
     /// stream opens.
     head: Option<(tokio::sync::oneshot::Sender<Response>, Body)>,
     tx: tokio::sync::mpsc::Sender<EarlyOut>,
+    /// Bytes (the role chunk) already went to the client.
+    sent: bool,
 }
 
 /// What the attempts task sends the response body.
@@ -243,7 +245,11 @@ impl Early {
 
     /// Send bytes; `false` when the client is gone.
     async fn send(&mut self, bytes: Bytes) -> bool {
-        bytes.is_empty() || self.tx.send(EarlyOut::Bytes(bytes)).await.is_ok()
+        if bytes.is_empty() {
+            return true;
+        }
+        self.sent = true;
+        self.tx.send(EarlyOut::Bytes(bytes)).await.is_ok()
     }
 
     /// Hand the committed stream to the body.
@@ -318,6 +324,7 @@ async fn stream_early(
     let mut early = Early {
         head: Some((head_tx, body)),
         tx,
+        sent: false,
     };
     tokio::spawn(async move {
         let work = async {
@@ -666,11 +673,16 @@ async fn attempts(
     // In panic mode every target is ejected: one attempt, no retries.
     let max_attempts = if plan.panic { 1 } else { policy.max_attempts };
     let mut sent = 0u32;
-    let mut tried_keys: Vec<(usize, usize)> = Vec::new();
+    // (provider, key, upstream model): a key that failed for a target is
+    // not tried again for it in this request (a rejected key is disabled
+    // for every model anyway).
+    let mut tried_keys: Vec<(usize, usize, &str)> = Vec::new();
     let mut refused: Vec<&str> = Vec::new();
-    let mut previous: Option<(usize, Fault)> = None;
+    let mut previous: Option<usize> = None;
+    let mut waited = false;
     let mut last: Option<ApiError> = None;
-    'targets: for step in &plan.steps {
+    'targets: for (si, step) in plan.steps.iter().enumerate() {
+        let last_step = si + 1 == plan.steps.len();
         let Some(target) = route.targets.get(step.target) else {
             continue;
         };
@@ -692,23 +704,21 @@ async fn attempts(
             trial.0 = Some(health);
         }
         loop {
-            let key = if provider.keys.is_empty() {
-                None
-            } else {
-                let model = target.upstream_model_for(&request.model, wildcard.as_deref());
-                let picked = provider.pool.pick(Instant::now(), model, |k| {
-                    tried_keys.contains(&(target.provider, k))
-                });
-                match picked {
-                    Some(k) => Some(k),
-                    None => {
-                        last.get_or_insert_with(|| {
-                            ApiError::rate_limited(
-                                "Every API key of the provider is cooling down or disabled.",
-                            )
-                        });
-                        continue 'targets;
-                    }
+            // A keyless provider has one implicit key: its rate limits
+            // cool the target's model the same way.
+            let model = target.upstream_model_for(&request.model, wildcard.as_deref());
+            let picked = provider.pool.pick(Instant::now(), model, |k| {
+                tried_keys.contains(&(target.provider, k, model))
+            });
+            let key = match picked {
+                Some(k) => Some(k),
+                None => {
+                    last.get_or_insert_with(|| {
+                        ApiError::rate_limited(
+                            "Every API key of the provider is cooling down or disabled.",
+                        )
+                    });
+                    continue 'targets;
                 }
             };
             if sent >= max_attempts {
@@ -719,13 +729,11 @@ async fn attempts(
                     tracing::info!(request_id = %ingress.request_id, model = %route.name, "retry budget spent");
                     break 'targets;
                 }
-                if let Some((p, fault)) = previous
-                    && p == target.provider
-                {
-                    let mut wait = policy.backoff(sent - 1, &mut rand::rng());
-                    if let Fault::RateLimited(Some(d)) = fault {
-                        wait = wait.max(d);
-                    }
+                // Retrying the same provider: a jittered backoff. (A
+                // rate-limited key's own wait is its cool-down; the next key
+                // need not wait.)
+                if previous == Some(target.provider) {
+                    let wait = policy.backoff(sent - 1, &mut rand::rng());
                     let left = deadline.saturating_duration_since(Instant::now());
                     tokio::time::sleep(wait.min(left)).await;
                 }
@@ -773,9 +781,9 @@ async fn attempts(
                     );
                     let now = Instant::now();
                     if let Some(k) = key {
-                        tried_keys.push((target.provider, k));
+                        tried_keys.push((target.provider, k, upstream_model));
                     }
-                    previous = Some((target.provider, fault));
+                    previous = Some(target.provider);
                     let why = e.message.clone();
                     last = Some(e);
                     match fault {
@@ -784,16 +792,38 @@ async fn attempts(
                                 provider
                                     .pool
                                     .rate_limited(k, upstream_model, now, after, &why);
-                            }
-                            // A wait longer than the cap goes elsewhere.
-                            if key.is_none() || after.is_some_and(|d| d > policy.retry_after_cap) {
-                                continue 'targets;
+                                // The last option asked for a short wait:
+                                // wait once and retry the same key.
+                                let other_key = provider
+                                    .pool
+                                    .pick(now, upstream_model, |j| {
+                                        tried_keys.contains(&(target.provider, j, upstream_model))
+                                    })
+                                    .is_some();
+                                if let Some(d) = after
+                                    && last_step
+                                    && !other_key
+                                    && !waited
+                                    && d <= policy.retry_after_cap
+                                    && now + d < deadline
+                                {
+                                    waited = true;
+                                    tokio::time::sleep(d).await;
+                                    tried_keys
+                                        .retain(|&x| x != (target.provider, k, upstream_model));
+                                }
                             }
                         }
-                        Fault::KeyRejected => match key {
-                            Some(k) => provider.pool.rejected(k, now, &why),
-                            None => continue 'targets,
-                        },
+                        Fault::KeyRejected if provider.keys.is_empty() => {
+                            trial.settled();
+                            health.failure(now, &why);
+                            continue 'targets;
+                        }
+                        Fault::KeyRejected => {
+                            if let Some(k) = key {
+                                provider.pool.rejected(k, now, &why);
+                            }
+                        }
                         Fault::Target => {
                             trial.settled();
                             health.failure(now, &why);
@@ -1242,7 +1272,7 @@ impl<'a> Attempt<'a> {
             .map_err(|f| self.fault(&f))?;
         let mut frames = resp.frames(up.framing);
         // An earlier attempt already sent the role chunk: drop this one's.
-        let reopened = early.as_ref().is_some_and(|e| e.opened());
+        let reopened = early.as_ref().is_some_and(|e| e.sent);
         let mut out = self.client_stream(reopened).await?;
         let label = self.plugin.label();
         let opener = match early.as_deref_mut() {
@@ -1507,8 +1537,8 @@ impl Streaming {
     async fn fail(&mut self, err: ApiError) -> Bytes {
         self.finished = true;
         tracing::info!(request_id = %self.log.rec.request_id, code = %err.code, "stream failed after the commit point");
-        let usage = self.out.usage;
-        self.log.usage(usage);
+        let usage = self.out.partial_usage();
+        self.log.usage(Some(usage));
         self.log.finish(
             200,
             Outcome::Partial,

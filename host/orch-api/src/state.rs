@@ -158,8 +158,10 @@ impl Live {
                     .keys
                     .entry(id)
                     .or_insert_with(|| {
+                        // A keyless provider gets one implicit key, so its
+                        // rate limits cool down like a key's.
                         Arc::new(KeyPool::new(
-                            p.api_keys.len(),
+                            p.api_keys.len().max(1),
                             p.key_strategy,
                             hc.keys.clone(),
                         ))

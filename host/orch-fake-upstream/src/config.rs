@@ -48,6 +48,9 @@ pub struct FakeConfig {
     /// (400 `API_KEY_INVALID`). Anthropic and Gemini requests always need
     /// *some* key in their header, like the real APIs.
     pub expect_key: Option<String>,
+    /// OpenAI requests with one of these keys (`Authorization: Bearer
+    /// <key>`) get 429 with `retry-after: 1`, as a rate-limited key would.
+    pub rate_limited_keys: Vec<String>,
     /// Served models (listed by every dialect's model listing); when
     /// non-empty, other (non-magic) models get 404.
     pub models: Vec<String>,
@@ -65,6 +68,7 @@ impl Default for FakeConfig {
             cut_after: None,
             stall_after: None,
             expect_key: None,
+            rate_limited_keys: Vec::new(),
             models: Vec::new(),
         }
     }
@@ -137,6 +141,17 @@ impl LiveConfig {
             None => true,
             Some(expected) => authorization == Some(expected.as_bytes()),
         }
+    }
+
+    /// Whether this `Authorization` header value names a rate-limited key.
+    pub(crate) fn rate_limits(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(key) = authorization.and_then(|a| a.strip_prefix(b"Bearer ")) else {
+            return false;
+        };
+        self.config
+            .rate_limited_keys
+            .iter()
+            .any(|k| k.as_bytes() == key)
     }
 
     /// Whether an API key sent in a dialect's own header (`x-api-key`,

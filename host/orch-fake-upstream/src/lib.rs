@@ -122,6 +122,7 @@
 //! | `reset`           | the connection is closed without a response                     |
 //! | `cut-after-<n>`   | streams: the connection is aborted after `n` events              |
 //! | `stall-after-<n>` | streams: nothing after `n` events, connection kept open          |
+//! | `garble-after-<n>` | streams: after `n` events a line that is not JSON, then the end of the body |
 //! | `error-event`     | streams: the first event, an in-stream error, then the end (OpenAI `{"error":{..}}` server error, Anthropic `event: error` with `overloaded_error`, Gemini `{"error":{"code":503,"status":"UNAVAILABLE",..}}`) |
 //! | `slow-<ms>`       | that latency before the response headers                        |
 //!

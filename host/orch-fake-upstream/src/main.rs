@@ -60,6 +60,10 @@ struct Cli {
     /// such as status-429 are always served).
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
+    /// OpenAI keys answered with 429 and `retry-after: 1` (comma-separated),
+    /// as rate-limited keys would be.
+    #[arg(long, value_delimiter = ',')]
+    rate_limited_keys: Vec<String>,
     /// Tokio worker threads [default: available parallelism].
     #[arg(long)]
     workers: Option<NonZeroUsize>,
@@ -77,6 +81,7 @@ impl Cli {
             cut_after: self.cut_after,
             stall_after: self.stall_after,
             expect_key: self.expect_key.clone(),
+            rate_limited_keys: self.rate_limited_keys.clone(),
             models: self.models.clone(),
         }
     }

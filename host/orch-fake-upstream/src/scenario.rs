@@ -20,6 +20,9 @@ pub(crate) enum Scenario {
     CutAfter(usize),
     /// `stall-after-<n>`: stop the stream after `n` events, keep it open.
     StallAfter(usize),
+    /// `garble-after-<n>`: after `n` events, a line that is not JSON, then
+    /// the end of the body.
+    GarbleAfter(usize),
     /// `error-event`: the first event, then an in-stream error, then the end.
     ErrorEvent,
     /// `slow-<ms>`: this latency before the headers.
@@ -46,6 +49,8 @@ impl Scenario {
             Self::CutAfter(n)
         } else if let Some(n) = count("stall-after-") {
             Self::StallAfter(n)
+        } else if let Some(n) = count("garble-after-") {
+            Self::GarbleAfter(n)
         } else if let Some(ms) = number("slow-") {
             Self::Slow(Duration::from_millis(ms))
         } else {
@@ -61,13 +66,15 @@ pub(crate) enum StreamFault {
     Cut(usize),
     /// Send nothing after this many events, keep the connection open.
     Stall(usize),
+    /// Send a malformed line after this many events, then end the body.
+    Garble(usize),
 }
 
 impl StreamFault {
     /// How many events go out before the fault.
     pub(crate) fn after(self) -> usize {
         match self {
-            Self::Cut(n) | Self::Stall(n) => n,
+            Self::Cut(n) | Self::Stall(n) | Self::Garble(n) => n,
         }
     }
 }
@@ -120,6 +127,7 @@ impl Plan {
             Scenario::Reset => Action::Reset,
             Scenario::CutAfter(n) => reply(Some(StreamFault::Cut(n))),
             Scenario::StallAfter(n) => reply(Some(StreamFault::Stall(n))),
+            Scenario::GarbleAfter(n) => reply(Some(StreamFault::Garble(n))),
             Scenario::ErrorEvent => Action::Reply {
                 fault: None,
                 error_event: true,

@@ -434,6 +434,13 @@ impl Body for SseBody {
                 this.stats.streams_cut.inc();
                 return Poll::Ready(Some(Err(InjectedFault::StreamCut)));
             }
+            Some(StreamFault::Garble(after)) if after == this.next => {
+                this.fault = None;
+                this.next = this.script.len();
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                    b"data: {\"choices\": [{\"delta\": \n\n",
+                )))));
+            }
             Some(StreamFault::Stall(after)) if after == this.next => {
                 // Never woken: hyper drops the body when the client goes away.
                 if !this.stalled {

@@ -29,7 +29,7 @@ pub struct HealthPolicy {
     pub min_samples: usize,
     /// Error ratio from which a target is degraded (weight cut in proportion).
     pub degraded_ratio: f64,
-    /// Error ratio from which a target is unhealthy.
+    /// Error ratio over which a target is unhealthy (1.0: never by ratio).
     pub unhealthy_ratio: f64,
     /// Consecutive failures that make a target unhealthy.
     pub eject_after: u32,
@@ -273,7 +273,7 @@ impl Health {
                 if g.consecutive_failures >= self.policy.eject_after {
                     let why = format!("{} consecutive failures", g.consecutive_failures);
                     g.eject(&self.policy, now, why);
-                } else if g.judged(&self.policy) && g.ratio() >= self.policy.unhealthy_ratio {
+                } else if g.judged(&self.policy) && g.ratio() > self.policy.unhealthy_ratio {
                     let why = format!(
                         "error ratio {:.0}% over the last {} requests",
                         g.ratio() * 100.0,

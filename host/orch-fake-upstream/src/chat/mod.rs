@@ -44,12 +44,12 @@ fn respond(
     body: Bytes,
 ) -> (Duration, Result<Response<ResponseBody>, InjectedFault>) {
     let live = shared.live.load();
-    let authorized = live.authorizes(
-        parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-    );
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    let authorized = live.authorizes(authorization);
+    let rate_limited = live.rate_limits(authorization);
     shared.recorder.record(
         Dialect::OpenAi,
         parts.method,
@@ -62,6 +62,14 @@ fn respond(
         return (
             live.latency,
             Ok(ApiError::invalid_api_key().into_response()),
+        );
+    }
+
+    if rate_limited {
+        shared.stats.injected_failures.inc();
+        return (
+            live.latency,
+            Ok(ApiError::for_status(http::StatusCode::TOO_MANY_REQUESTS).into_response()),
         );
     }
 

@@ -38,6 +38,10 @@ pub struct Spec {
     /// Extra TOML appended to the generated configuration.
     pub extra: String,
     pub client_keys: Vec<String>,
+    /// `server.request_timeout_ms` (default 20 s).
+    pub request_timeout_ms: Option<u64>,
+    /// `upstream.idle_timeout_ms` (default 5 s).
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl Spec {
@@ -106,14 +110,16 @@ impl Gateway {
             std::fs::copy(src, plugins.path().join(name)).expect("copy plugin");
         }
         let mut toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nrequest_timeout_ms = 20000\nshutdown_grace_ms = 2000\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\nrequest_timeout_ms = {}\nshutdown_grace_ms = 2000\n\
              [database]\nurl = {}\n\
              [plugins]\ndir = {}\ndebounce_ms = 100\nrescan_interval_s = 1\nmax_instances = 256\n\
              [request_log]\nflush_interval_ms = 50\n\
-             [upstream]\nconnect_timeout_ms = 2000\nheader_timeout_ms = 10000\nidle_timeout_ms = 5000\n\
+             [upstream]\nconnect_timeout_ms = 2000\nheader_timeout_ms = 10000\nidle_timeout_ms = {}\n\
              [auth]\nclient_keys = [{}]\n",
+            spec.request_timeout_ms.unwrap_or(20_000),
             toml_str(&format!("sqlite://{}", data.path().join("gw.db").display())),
             toml_str(&plugins.path().display().to_string()),
+            spec.idle_timeout_ms.unwrap_or(5_000),
             spec.client_keys
                 .iter()
                 .map(|k| toml_str(k))

@@ -11,6 +11,7 @@
 mod api;
 mod dialects;
 mod failover;
+mod faults;
 mod harness;
 mod hot_reload;
 mod plugin_faults;
