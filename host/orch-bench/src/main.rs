@@ -1,5 +1,6 @@
 //! `orch-bench`: measure the gateway's added latency, throughput, CPU time,
-//! memory and plugin call costs, and print them next to the targets.
+//! memory, routing with a failing target, plugin call and router decision
+//! costs, and print them next to the targets.
 //!
 //! The table goes to stdout, progress to stderr. Missed targets do not fail
 //! the run (it is a measurement); a process that fails to start or any
@@ -15,7 +16,10 @@ use clap::Parser;
 use orch_bench::load::{self, Api, Scenario};
 use orch_bench::plugin_costs::{self, PluginCosts, TranslationCosts};
 use orch_bench::procs::{self, GatewaySetup, Machine, Service};
-use orch_bench::report::{Comparison, LoopDeadline, Pacing, Report, Route, RouteComparison};
+use orch_bench::report::{
+    Comparison, FailoverRun, LoopDeadline, Pacing, Report, Route, RouteComparison,
+};
+use orch_bench::router_cost;
 
 /// The paced fake upstream: a slow first token, then slow chunks.
 const PACING: Pacing = Pacing {
@@ -30,6 +34,14 @@ const PACED_CONCURRENCY: usize = 4;
 
 /// (streaming, concurrency) of the load scenarios, in the order they run.
 const LOAD: [(bool, usize); 4] = [(false, 1), (true, 1), (false, 64), (true, 64)];
+
+/// Concurrency of the failover runs (non-streaming, OpenAI API), in the
+/// order they run.
+const FAILOVER: [usize; 2] = [1, 64];
+
+/// Router decisions timed per strategy, per plugin iteration (at least
+/// [`router_cost::MIN_ITERATIONS`]).
+const ROUTER_ITERATIONS_PER_PLUGIN_ITERATION: usize = 20;
 
 /// The longest measured window of a route scenario: at c=1 a short window
 /// already holds thousands of requests, and there are ten such windows.
@@ -63,7 +75,8 @@ struct Cli {
     /// Warm-up before each measured window, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     warmup_ms: u64,
-    /// Measured iterations per plugin call.
+    /// Measured iterations per plugin call (the router's decision: 20 times
+    /// as many, at least 50 000).
     #[arg(long, default_value_t = 5000)]
     plugin_iterations: usize,
     /// A smoke run: 1 s windows (route scenarios: 300 ms), 500 ms warm-ups
@@ -171,6 +184,7 @@ async fn run(cli: &Cli) -> Result<Report> {
     let machine = Machine::detect();
 
     let (plugins, translation, loop_deadline) = measure_plugins(cli, effort).await?;
+    let router = measure_router(effort).await?;
 
     let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
     eprintln!(
@@ -183,6 +197,7 @@ async fn run(cli: &Cli) -> Result<Report> {
     let idle = procs::memory(services.gateway.pid())?;
     let (load, paced) = measure_load(&mut services, effort).await?;
     let routes = measure_routes(&mut services, effort).await?;
+    let failover = measure_failover(&mut services, effort).await?;
     let after_load = procs::memory(services.gateway.pid())?;
     services.stop().await;
 
@@ -196,12 +211,28 @@ async fn run(cli: &Cli) -> Result<Report> {
         routes,
         route_warmup: effort.route_warmup,
         route_window: effort.route_window,
+        failover,
         idle,
         after_load,
         plugins,
         translation,
         loop_deadline,
+        router,
     })
+}
+
+/// The router's decision per strategy, in-process, on a blocking thread
+/// (it is pure CPU work).
+async fn measure_router(effort: Effort) -> Result<Vec<(String, load::Summary)>> {
+    let iterations = effort
+        .plugin_iterations
+        .saturating_mul(ROUTER_ITERATIONS_PER_PLUGIN_ITERATION)
+        .max(router_cost::MIN_ITERATIONS);
+    eprintln!("measuring the router's decision ({iterations} decisions per strategy)…");
+    tokio::task::spawn_blocking(move || router_cost::measure(iterations))
+        .await
+        .context("the router measurement did not finish")?
+        .context("router decision costs")
 }
 
 /// Plugin call costs, stream-chunk translation costs, and the infinite-loop
@@ -247,12 +278,14 @@ async fn measure_plugins(
 struct Services {
     fake: Service,
     paced: Service,
+    faulty: Service,
     gateway: Service,
 }
 
 impl Services {
-    /// Start both fake upstreams, then the gateway routing to them, with
-    /// logs and the generated configuration in `scratch`.
+    /// Start the fake upstreams (fast, paced, faulty), then the gateway
+    /// routing to them, with logs and the generated configuration in
+    /// `scratch`.
     async fn start(cli: &Cli, scratch: &Path) -> Result<Services> {
         let fake_banner = "fake-upstream listening on http://";
         let mut fake = Service::start(
@@ -281,8 +314,25 @@ impl Services {
             scratch,
         )
         .await?;
+        let faulty_args = args(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--fail-rate",
+            &procs::FAULTY_FAIL_RATE.to_string(),
+            "--fail-statuses",
+            procs::FAULTY_FAIL_STATUSES,
+        ]);
+        let mut faulty = Service::start(
+            "fake-upstream-faulty",
+            &cli.fake_bin,
+            &faulty_args,
+            fake_banner,
+            scratch,
+        )
+        .await?;
         fake.wait_ready("/v1/models").await?;
         paced.wait_ready("/v1/models").await?;
+        faulty.wait_ready("/v1/models").await?;
 
         let config = scratch.join("bench.toml");
         let plugins = std::path::absolute(&cli.plugins).context("resolving --plugins")?;
@@ -291,6 +341,7 @@ impl Services {
             plugins,
             fake: fake.addr(),
             paced: paced.addr(),
+            faulty: faulty.addr(),
         });
         std::fs::write(&config, text).context("writing the gateway configuration")?;
         let gateway_args = vec![
@@ -310,6 +361,7 @@ impl Services {
         Ok(Services {
             fake,
             paced,
+            faulty,
             gateway,
         })
     }
@@ -318,6 +370,7 @@ impl Services {
     fn check_alive(&mut self) -> Result<()> {
         self.fake.check_alive()?;
         self.paced.check_alive()?;
+        self.faulty.check_alive()?;
         self.gateway.check_alive()
     }
 
@@ -325,6 +378,7 @@ impl Services {
         self.gateway.stop().await;
         self.fake.stop().await;
         self.paced.stop().await;
+        self.faulty.stop().await;
     }
 }
 
@@ -466,6 +520,53 @@ async fn measure_routes(services: &mut Services, effort: Effort) -> Result<Vec<R
         }
     }
     Ok(routes)
+}
+
+/// Routing across three targets at each of [`FAILOVER`]'s concurrencies,
+/// non-streaming: the model whose targets are all healthy, then the one
+/// with a target failing [`procs::FAULTY_FAIL_RATE`] of its requests, both
+/// through the gateway with its CPU time read.
+async fn measure_failover(services: &mut Services, effort: Effort) -> Result<Vec<FailoverRun>> {
+    let gateway_pid = services.gateway.pid();
+    let cpu_probe = move || procs::cpu_time(gateway_pid);
+    let addr = services.gateway.addr();
+    let scenario = |model: &str, concurrency: usize| Scenario {
+        addr,
+        api: Api::OpenAi,
+        model: model.to_owned(),
+        stream: false,
+        concurrency,
+        warmup: effort.warmup,
+        window: effort.window,
+    };
+    let total = FAILOVER.len();
+    let mut runs = Vec::with_capacity(total);
+    for (i, concurrency) in FAILOVER.into_iter().enumerate() {
+        eprintln!(
+            "[failover {}/{total}] non-stream c={concurrency}: {}, then {} through the gateway…",
+            i + 1,
+            procs::ROUTED_CLEAN_MODEL,
+            procs::ROUTED_FAULTY_MODEL
+        );
+        let clean = load::run(
+            &scenario(procs::ROUTED_CLEAN_MODEL, concurrency),
+            Some(&cpu_probe),
+        )
+        .await?;
+        services.check_alive()?;
+        let faulty = load::run(
+            &scenario(procs::ROUTED_FAULTY_MODEL, concurrency),
+            Some(&cpu_probe),
+        )
+        .await?;
+        services.check_alive()?;
+        runs.push(FailoverRun {
+            concurrency,
+            clean,
+            faulty,
+        });
+    }
+    Ok(runs)
 }
 
 fn args(list: &[&str]) -> Vec<OsString> {

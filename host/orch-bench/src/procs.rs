@@ -205,6 +205,18 @@ pub const ANTHROPIC_MODEL: &str = "bench-claude";
 pub const GEMINI_MODEL: &str = "bench-gemini";
 /// The gateway model served by the paced fake upstream.
 pub const PACED_MODEL: &str = "paced";
+/// The gateway model with three healthy targets: providers `fake`, `fake-b`
+/// and `fake-c`, all on the fast fake upstream, weight 1 each.
+pub const ROUTED_CLEAN_MODEL: &str = "routed-clean";
+/// The gateway model with three targets, one failing: providers `fake` and
+/// `fake-b` on the fast fake upstream, and `faulty` on the faulty one.
+pub const ROUTED_FAULTY_MODEL: &str = "routed-faulty";
+
+/// Share of generation requests the faulty fake upstream fails.
+pub const FAULTY_FAIL_RATE: f64 = 0.2;
+/// The statuses the faulty fake upstream fails them with (its
+/// `--fail-statuses`), picked at random.
+pub const FAULTY_FAIL_STATUSES: &str = "500,503";
 
 /// Where the generated gateway configuration points.
 #[derive(Debug, Clone)]
@@ -218,12 +230,17 @@ pub struct GatewaySetup {
     pub fake: SocketAddr,
     /// The paced fake upstream, behind model `paced`.
     pub paced: SocketAddr,
+    /// The faulty fake upstream (it fails [`FAULTY_FAIL_RATE`] of its
+    /// generation requests), one of the three targets of `routed-faulty`.
+    pub faulty: SocketAddr,
 }
 
 /// The gateway configuration for the benchmark. It listens on port 0: the
 /// gateway prints the port it got, so there is no free-port race. The
 /// Anthropic and Gemini providers get a literal key (the fake wants one,
-/// whatever its value).
+/// whatever its value). The routed models' targets are on providers of their
+/// own (`fake-b`, `fake-c`: the fast fake again; `faulty`), so each target
+/// has its own health.
 pub fn gateway_config(setup: &GatewaySetup) -> String {
     let database = toml_string(&format!("sqlite://{}", setup.database.display()));
     let plugins = toml_string(&setup.plugins.display().to_string());
@@ -264,6 +281,21 @@ name = "paced"
 adapter = "openai"
 base_url = "http://{paced}/v1"
 
+[[providers]]
+name = "fake-b"
+adapter = "openai"
+base_url = "http://{fake}/v1"
+
+[[providers]]
+name = "fake-c"
+adapter = "openai"
+base_url = "http://{fake}/v1"
+
+[[providers]]
+name = "faulty"
+adapter = "openai"
+base_url = "http://{faulty}/v1"
+
 [[models]]
 name = "{OPENAI_MODEL}"
 targets = [{{ provider = "fake", model = "{DEFAULT_MODEL}", weight = 1 }}]
@@ -279,9 +311,26 @@ targets = [{{ provider = "fake-gemini", model = "{DEFAULT_MODEL}", weight = 1 }}
 [[models]]
 name = "{PACED_MODEL}"
 targets = [{{ provider = "paced", model = "{DEFAULT_MODEL}", weight = 1 }}]
+
+[[models]]
+name = "{ROUTED_CLEAN_MODEL}"
+targets = [
+  {{ provider = "fake", model = "{DEFAULT_MODEL}", weight = 1 }},
+  {{ provider = "fake-b", model = "{DEFAULT_MODEL}", weight = 1 }},
+  {{ provider = "fake-c", model = "{DEFAULT_MODEL}", weight = 1 }},
+]
+
+[[models]]
+name = "{ROUTED_FAULTY_MODEL}"
+targets = [
+  {{ provider = "fake", model = "{DEFAULT_MODEL}", weight = 1 }},
+  {{ provider = "fake-b", model = "{DEFAULT_MODEL}", weight = 1 }},
+  {{ provider = "faulty", model = "{DEFAULT_MODEL}", weight = 1 }},
+]
 "#,
         fake = setup.fake,
         paced = setup.paced,
+        faulty = setup.faulty,
     )
 }
 
@@ -475,13 +524,14 @@ mod tests {
             plugins: PathBuf::from("/tmp/plugins \"x\""),
             fake: SocketAddr::from(([127, 0, 0, 1], 1111)),
             paced: SocketAddr::from(([127, 0, 0, 1], 2222)),
+            faulty: SocketAddr::from(([127, 0, 0, 1], 3333)),
         });
         let no_env = |_: &str| None;
         let config =
             orch_core::config::Config::from_toml(&dir.path().join("bench.toml"), &text, &no_env)
                 .unwrap();
-        assert_eq!(config.providers.len(), 4);
-        assert_eq!(config.models.len(), 4);
+        assert_eq!(config.providers.len(), 7);
+        assert_eq!(config.models.len(), 6);
         assert_eq!(
             config.providers[0].base_url.as_str(),
             "http://127.0.0.1:1111/v1"
@@ -501,11 +551,63 @@ mod tests {
             config.providers[3].base_url.as_str(),
             "http://127.0.0.1:2222/v1"
         );
+        let providers: Vec<(&str, &str, &str)> = config.providers[4..]
+            .iter()
+            .map(|p| (p.name.as_str(), p.adapter.as_str(), p.base_url.as_str()))
+            .collect();
+        assert_eq!(
+            providers,
+            [
+                ("fake-b", "openai", "http://127.0.0.1:1111/v1"),
+                ("fake-c", "openai", "http://127.0.0.1:1111/v1"),
+                ("faulty", "openai", "http://127.0.0.1:3333/v1"),
+            ]
+        );
+        assert!(config.providers[4..].iter().all(|p| p.api_keys.is_empty()));
         let names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(
             names,
-            [OPENAI_MODEL, ANTHROPIC_MODEL, GEMINI_MODEL, PACED_MODEL]
+            [
+                OPENAI_MODEL,
+                ANTHROPIC_MODEL,
+                GEMINI_MODEL,
+                PACED_MODEL,
+                ROUTED_CLEAN_MODEL,
+                ROUTED_FAULTY_MODEL
+            ]
         );
+        let targets = |i: usize| -> Vec<(&str, &str, u32)> {
+            config.models[i]
+                .targets
+                .iter()
+                .map(|t| {
+                    (
+                        config.providers[t.provider].name.as_str(),
+                        t.upstream_model.as_str(),
+                        t.weight,
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            targets(4),
+            [
+                ("fake", DEFAULT_MODEL, 1),
+                ("fake-b", DEFAULT_MODEL, 1),
+                ("fake-c", DEFAULT_MODEL, 1),
+            ]
+        );
+        assert_eq!(
+            targets(5),
+            [
+                ("fake", DEFAULT_MODEL, 1),
+                ("fake-b", DEFAULT_MODEL, 1),
+                ("faulty", DEFAULT_MODEL, 1),
+            ]
+        );
+        for model in &config.models[4..] {
+            assert_eq!(model.strategy, orch_core::routing::Strategy::Weighted);
+        }
         assert_eq!(config.plugins.dir, PathBuf::from("/tmp/plugins \"x\""));
         assert!(!config.plugins.watch);
     }

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use crate::load::{Api, Outcome, Summary};
 use crate::plugin_costs::{ChunkCost, DeadlineOvershoot, PluginCosts, TranslationCosts};
-use crate::procs::{Machine, Memory};
+use crate::procs::{
+    FAULTY_FAIL_RATE, FAULTY_FAIL_STATUSES, Machine, Memory, ROUTED_CLEAN_MODEL,
+    ROUTED_FAULTY_MODEL,
+};
 
 /// Added latency at c=1, p50.
 pub const TARGET_ADDED_P50: Duration = Duration::from_micros(150);
@@ -30,6 +33,9 @@ pub const TARGET_PASS_THROUGH_FACTOR: f64 = 1.2;
 pub const TARGET_TRANSLATED_FACTOR: f64 = 2.0;
 /// Translating one stream chunk, p50.
 pub const TARGET_CHUNK_TRANSLATION: Duration = Duration::from_micros(20);
+/// The router's decision for one request (health admissions and the plan),
+/// p50.
+pub const TARGET_ROUTER_DECISION: Duration = Duration::from_micros(5);
 
 /// A way through the gateway between a client dialect and a provider
 /// dialect, measured besides the OpenAI path.
@@ -153,6 +159,37 @@ fn diff(a: Duration, b: Duration) -> i128 {
         - i128::try_from(b.as_nanos()).unwrap_or(i128::MAX)
 }
 
+/// The same non-streaming load through the gateway on two models with three
+/// targets each: all healthy, then one failing [`FAULTY_FAIL_RATE`] of its
+/// requests (failed over to the others).
+#[derive(Debug, Clone)]
+pub struct FailoverRun {
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// The no-fault run: model `routed-clean`.
+    pub clean: Outcome,
+    /// The run with one failing target: model `routed-faulty`.
+    pub faulty: Outcome,
+}
+
+impl FailoverRun {
+    fn name(&self) -> String {
+        format!("non-stream c={}", self.concurrency)
+    }
+
+    /// Faulty p50 − clean p50 and faulty p99 − clean p99, in nanoseconds.
+    pub fn added(&self) -> Option<(i128, i128)> {
+        let (c, f) = (self.clean.latency?, self.faulty.latency?);
+        Some((diff(f.p50, c.p50), diff(f.p99, c.p99)))
+    }
+
+    /// The faulty run's throughput as a share of the clean run's.
+    pub fn throughput_share(&self) -> Option<f64> {
+        let clean = self.clean.throughput();
+        (clean > 0.0).then(|| self.faulty.throughput() / clean)
+    }
+}
+
 /// The infinite-loop deadline measurement, or why it was not made.
 #[derive(Debug, Clone)]
 pub enum LoopDeadline {
@@ -194,6 +231,9 @@ pub struct Report {
     pub route_warmup: Duration,
     /// Measured window per route scenario.
     pub route_window: Duration,
+    /// Routing across three targets, clean then with one failing, per
+    /// concurrency (same warm-up and window as the load scenarios).
+    pub failover: Vec<FailoverRun>,
     /// The gateway after start-up, before any request.
     pub idle: Memory,
     /// The gateway after all load.
@@ -204,6 +244,8 @@ pub struct Report {
     pub translation: TranslationCosts,
     /// Infinite-loop deadline overshoot.
     pub loop_deadline: LoopDeadline,
+    /// The router's decision per request, by strategy name.
+    pub router: Vec<(String, Summary)>,
 }
 
 /// One target from the issue and how the run did against it.
@@ -247,6 +289,16 @@ impl Report {
             all.push((
                 format!("{} {} gateway", r.route.label(), r.load.name()),
                 &r.load.gateway,
+            ));
+        }
+        for f in &self.failover {
+            all.push((
+                format!("{ROUTED_CLEAN_MODEL} {} gateway", f.name()),
+                &f.clean,
+            ));
+            all.push((
+                format!("{ROUTED_FAULTY_MODEL} {} gateway", f.name()),
+                &f.faulty,
             ));
         }
         all
@@ -336,7 +388,37 @@ impl Report {
             met: self.after_load.peak_kib <= TARGET_PEAK_RSS_KIB,
         });
         self.route_targets(&mut checks);
+        self.routing_targets(&mut checks);
         checks
+    }
+
+    /// The router's targets: each strategy's decision cost, and no
+    /// client-visible error while one target of three fails.
+    fn routing_targets(&self, checks: &mut Vec<TargetCheck>) {
+        if self.router.is_empty() {
+            checks.push(at_most(
+                "router decision p50".to_owned(),
+                None,
+                TARGET_ROUTER_DECISION,
+                tenth_us,
+            ));
+        }
+        for (strategy, cost) in &self.router {
+            checks.push(at_most(
+                format!("router decision p50 ({strategy})"),
+                Some(nanos(cost.p50)),
+                TARGET_ROUTER_DECISION,
+                tenth_us,
+            ));
+        }
+        let errors: Option<u64> = (!self.failover.is_empty())
+            .then(|| self.failover.iter().map(|f| f.faulty.errors).sum());
+        checks.push(TargetCheck {
+            what: "failover routing errors".to_owned(),
+            goal: "0".to_owned(),
+            measured: errors.map_or_else(|| "no data".to_owned(), |e| e.to_string()),
+            met: errors == Some(0),
+        });
     }
 
     /// The added latency (p50) of a route in a mode.
@@ -383,7 +465,7 @@ impl Report {
                 format!("{} translation per stream chunk, p50", route.label()),
                 Some(nanos(cost.p50)),
                 TARGET_CHUNK_TRANSLATION,
-                |n| format!("{:.1} µs", n as f64 / 1e3),
+                tenth_us,
             ));
         }
     }
@@ -394,10 +476,12 @@ impl Report {
         self.render_header(&mut out);
         self.render_load(&mut out);
         self.render_routes(&mut out);
+        self.render_failover(&mut out);
         self.render_paced(&mut out);
         self.render_process(&mut out);
         self.render_plugins(&mut out);
         self.render_translation(&mut out);
+        self.render_router(&mut out);
         self.render_targets(&mut out);
         out
     }
@@ -409,7 +493,7 @@ impl Report {
         let _ = writeln!(out, "machine  nproc = {} ({cpu})", self.machine.nproc);
         let _ = writeln!(
             out,
-            "         the load generator, both fake upstreams and the gateway share these {} cores:",
+            "         the load generator, the fake upstreams and the gateway share these {} cores:",
             self.machine.nproc
         );
         let _ = writeln!(
@@ -613,11 +697,107 @@ impl Report {
         let _ = writeln!(out);
     }
 
+    fn render_failover(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "3. Routing across 3 targets, one failing {:.0}%: non-stream, through the gateway (µs); {} warm-up, {} window each",
+            FAULTY_FAIL_RATE * 100.0,
+            secs(self.warmup),
+            secs(self.window)
+        );
+        let _ = writeln!(
+            out,
+            "   clean  = model {ROUTED_CLEAN_MODEL}: providers fake, fake-b, fake-c (all the fast fake), weight 1 each"
+        );
+        let _ = writeln!(
+            out,
+            "   faulty = model {ROUTED_FAULTY_MODEL}: providers fake, fake-b, and faulty (a fake failing {:.0}% with {FAULTY_FAIL_STATUSES})",
+            FAULTY_FAIL_RATE * 100.0
+        );
+        let _ = writeln!(
+            out,
+            "{:>5}  {:<16}{:>9}{:>10}{:>10}{:>9}{:>8}",
+            "conc", "run", "req/s", "p50", "p99", "CPU/req", "errors"
+        );
+        for f in &self.failover {
+            for (run, o) in [("clean", &f.clean), ("faulty", &f.faulty)] {
+                let cpu = o
+                    .cpu_per_request()
+                    .map_or_else(|| "-".to_owned(), |d| format!("{:.0}", micros(d)));
+                let _ = writeln!(
+                    out,
+                    "{:>5}  {:<16}{:>9.0}{:>10}{:>10}{:>9}{:>8}",
+                    f.concurrency,
+                    run,
+                    o.throughput(),
+                    p50_us(o.latency),
+                    p99_us(o.latency),
+                    cpu,
+                    o.errors
+                );
+            }
+            let (a50, a99) = f.added().map_or_else(
+                || ("-".to_owned(), "-".to_owned()),
+                |(a, b)| (signed_bare_us(a), signed_bare_us(b)),
+            );
+            let share = f
+                .throughput_share()
+                .map_or_else(|| "-".to_owned(), |s| format!("{:.0}%", s * 100.0));
+            let _ = writeln!(
+                out,
+                "{:>5}  {:<16}{:>9}{:>10}{:>10}",
+                "", "faulty − clean", share, a50, a99
+            );
+        }
+        if self.failover.is_empty() {
+            let _ = writeln!(out, "(not measured)");
+        }
+        let _ = writeln!(
+            out,
+            "(on the faulty − clean row, req/s is the faulty run's share of the clean run's throughput;"
+        );
+        let _ = writeln!(
+            out,
+            " errors = failures the client saw; attempts failed over to another target are not counted)"
+        );
+        let _ = writeln!(out);
+    }
+
+    fn render_router(&self, out: &mut String) {
+        let iterations = self.router.first().map_or(0, |(_, s)| s.count);
+        let _ = writeln!(
+            out,
+            "8. Router decision: in-process, 3 targets (one degraded), {iterations} decisions per strategy (µs)"
+        );
+        let _ = writeln!(out, "{:<30}{:>10}{:>10}", "strategy", "p50", "p99");
+        for (strategy, s) in &self.router {
+            let _ = writeln!(
+                out,
+                "{:<30}{:>10.1}{:>10.1}",
+                strategy,
+                micros(s.p50),
+                micros(s.p99)
+            );
+        }
+        if self.router.is_empty() {
+            let _ = writeln!(out, "(not measured)");
+        }
+        let _ = writeln!(
+            out,
+            "(per request, as the gateway decides: every target's health admission (least-latency: and its"
+        );
+        let _ = writeln!(
+            out,
+            " latency average), then the plan with the thread's RNG; sticky requests carry a session key)"
+        );
+        let _ = writeln!(out);
+    }
+
     fn render_translation(&self, out: &mut String) {
         let t = &self.translation;
         let _ = writeln!(
             out,
-            "6. Stream-chunk translation: in-process, recorded chunks, fresh instances per stream, {} chunks per call (µs)",
+            "7. Stream-chunk translation: in-process, recorded chunks, fresh instances per stream, {} chunks per call (µs)",
             t.chunks
         );
         let _ = writeln!(
@@ -675,7 +855,7 @@ impl Report {
         let p = &self.pacing;
         let _ = writeln!(
             out,
-            "3. Paced stream: time to first byte (fake: ttft {} ms, {} chunks {} ms apart; c={})",
+            "4. Paced stream: time to first byte (fake: ttft {} ms, {} chunks {} ms apart; c={})",
             p.ttft_ms, p.chunks, p.chunk_delay_ms, self.paced.concurrency
         );
         let _ = writeln!(
@@ -712,7 +892,7 @@ impl Report {
     }
 
     fn render_process(&self, out: &mut String) {
-        let _ = writeln!(out, "4. Gateway process");
+        let _ = writeln!(out, "5. Gateway process");
         let _ = writeln!(
             out,
             "{:<44}{:>12}",
@@ -755,7 +935,7 @@ impl Report {
         let p = &self.plugins;
         let _ = writeln!(
             out,
-            "5. Plugin calls: openai.wasm in-process, {} iterations each, fresh instance per attempt (µs)",
+            "6. Plugin calls: openai.wasm in-process, {} iterations each, fresh instance per attempt (µs)",
             p.iterations
         );
         let _ = writeln!(
@@ -805,7 +985,7 @@ impl Report {
     }
 
     fn render_targets(&self, out: &mut String) {
-        let _ = writeln!(out, "7. Targets");
+        let _ = writeln!(out, "9. Targets");
         let _ = writeln!(
             out,
             "{:<52}{:>12}{:>12}  result",
@@ -885,6 +1065,10 @@ fn p50_us(s: Option<Summary>) -> String {
 
 fn p99_us(s: Option<Summary>) -> String {
     s.map_or_else(|| "-".to_owned(), |s| format!("{:.0}", micros(s.p99)))
+}
+
+fn tenth_us(nanos: i128) -> String {
+    format!("{:.1} µs", nanos as f64 / 1e3)
 }
 
 fn signed_bare_us(nanos: i128) -> String {
@@ -1038,6 +1222,18 @@ mod tests {
             ]),
             route_warmup: Duration::from_millis(500),
             route_window: Duration::from_secs(2),
+            failover: vec![
+                FailoverRun {
+                    concurrency: 1,
+                    clean: outcome(5_000, 200, 600, Some(1_000)),
+                    faulty: outcome(4_500, 230, 1_600, Some(1_000)),
+                },
+                FailoverRun {
+                    concurrency: 64,
+                    clean: outcome(20_000, 3_000, 9_000, Some(4_000)),
+                    faulty: outcome(15_000, 3_500, 12_000, Some(3_600)),
+                },
+            ],
             idle: Memory {
                 rss_kib: 40 * 1024,
                 peak_kib: 41 * 1024,
@@ -1066,6 +1262,19 @@ mod tests {
                 gemini_to_anthropic: summary(21, 30).unwrap(),
             },
             loop_deadline: LoopDeadline::Skipped("no --fixtures".into()),
+            router: vec![
+                ("weighted".into(), nanos_summary(800, 2_100)),
+                ("least-latency".into(), nanos_summary(1_140, 3_000)),
+                ("sticky".into(), nanos_summary(5_200, 9_000)),
+            ],
+        }
+    }
+
+    fn nanos_summary(p50: u64, p99: u64) -> Summary {
+        Summary {
+            count: 50_000,
+            p50: Duration::from_nanos(p50),
+            p99: Duration::from_nanos(p99),
         }
     }
 
@@ -1100,6 +1309,10 @@ mod tests {
                     "(c) Anthropic→Gemini translation per stream chunk, p50",
                     false
                 ),
+                ("router decision p50 (weighted)", true),
+                ("router decision p50 (least-latency)", true),
+                ("router decision p50 (sticky)", false),
+                ("failover routing errors", true),
             ]
         );
         // 1.2 × 100 µs; 2 × 110 µs; 1.2 × 280 µs.
@@ -1115,6 +1328,88 @@ mod tests {
         assert_eq!(checks[7].goal, "≤ 0.300 ms");
         assert_eq!(checks[1].goal, "≤ 1 ms");
         assert_eq!(checks[6].goal, "≤ 1 ms");
+    }
+
+    #[test]
+    fn router_and_failover_checks() {
+        let mut r = report();
+        let checks = r.targets();
+        let router: Vec<(&str, &str, &str)> = checks[18..21]
+            .iter()
+            .map(|c| (c.what.as_str(), c.goal.as_str(), c.measured.as_str()))
+            .collect();
+        assert_eq!(
+            router,
+            [
+                ("router decision p50 (weighted)", "≤ 5 µs", "0.8 µs"),
+                ("router decision p50 (least-latency)", "≤ 5 µs", "1.1 µs"),
+                ("router decision p50 (sticky)", "≤ 5 µs", "5.2 µs"),
+            ]
+        );
+        assert_eq!(
+            (checks[21].goal.as_str(), checks[21].measured.as_str()),
+            ("0", "0")
+        );
+        // A failed request in the clean run is an error of the run, not of
+        // failover; one in a faulty run fails both.
+        r.failover[0].clean.errors = 1;
+        r.failover[0].clean.first_error = Some("status 500".into());
+        assert!(r.targets()[21].met);
+        r.failover[1].faulty.errors = 2;
+        r.failover[1].faulty.first_error = Some("status 503".into());
+        let check = &r.targets()[21];
+        assert_eq!(check.measured, "2");
+        assert!(!check.met);
+        assert_eq!(
+            r.errors(),
+            [
+                "routed-clean non-stream c=1 gateway: 1 failed requests, first: status 500",
+                "routed-faulty non-stream c=64 gateway: 2 failed requests, first: status 503",
+            ]
+        );
+        // Not measured: not met.
+        r.failover.clear();
+        r.router.clear();
+        let checks = r.targets();
+        let last: Vec<(&str, &str, bool)> = checks[18..]
+            .iter()
+            .map(|c| (c.what.as_str(), c.measured.as_str(), c.met))
+            .collect();
+        assert_eq!(
+            last,
+            [
+                ("router decision p50", "no data", false),
+                ("failover routing errors", "no data", false),
+            ]
+        );
+        assert!(r.render().contains("(not measured)"));
+    }
+
+    #[test]
+    fn failover_compares_faulty_with_clean() {
+        let r = report();
+        let f = &r.failover[0];
+        assert_eq!(f.added(), Some((30_000, 1_000_000)));
+        assert!((f.throughput_share().unwrap() - 0.9).abs() < 1e-9);
+        let text = r.render();
+        let section = text
+            .split("3. Routing across 3 targets")
+            .nth(1)
+            .and_then(|rest| rest.split("4. Paced stream").next())
+            .unwrap();
+        assert!(section.contains("90%"), "{section}");
+        assert!(section.contains("+30"), "{section}");
+        assert!(section.contains("+1000"), "{section}");
+        assert!(section.contains("75%"), "{section}");
+        let router = text
+            .split("8. Router decision")
+            .nth(1)
+            .and_then(|rest| rest.split("9. Targets").next())
+            .unwrap();
+        assert!(router.contains("50000 decisions"), "{router}");
+        assert!(router.contains("least-latency"), "{router}");
+        assert!(router.contains("1.1"), "{router}");
+        assert!(router.contains("9.0"), "{router}");
     }
 
     #[test]
@@ -1202,12 +1497,17 @@ mod tests {
             "1. Throughput and latency",
             "2. Other dialects at c=1",
             "(b) OpenAI→Anthropic",
-            "3. Paced stream",
-            "4. Gateway process",
-            "5. Plugin calls",
-            "6. Stream-chunk translation",
+            "3. Routing across 3 targets, one failing 20%",
+            "routed-faulty",
+            "faulty − clean",
+            "4. Paced stream",
+            "5. Gateway process",
+            "6. Plugin calls",
+            "7. Stream-chunk translation",
             "gemini decode + anthropic encode",
-            "7. Targets",
+            "8. Router decision",
+            "least-latency",
+            "9. Targets",
             "NOT met",
             "not measured (no --fixtures)",
             "+0.20 ms",
