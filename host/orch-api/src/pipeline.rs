@@ -713,11 +713,7 @@ async fn attempts(
             let key = match picked {
                 Some(k) => Some(k),
                 None => {
-                    last.get_or_insert_with(|| {
-                        ApiError::rate_limited(
-                            "Every API key of the provider is cooling down or disabled.",
-                        )
-                    });
+                    last.get_or_insert_with(|| no_usable_key(provider, model));
                     continue 'targets;
                 }
             };
@@ -840,6 +836,26 @@ async fn attempts(
         }
     }
     Err(last.unwrap_or_else(|| ApiError::unavailable("No target is available for this model.")))
+}
+
+/// Why a provider has no key for `model` right now: all rejected (503),
+/// or rate limited until the soonest cool-down ends (429 with that wait).
+fn no_usable_key(provider: &Provider, model: &str) -> ApiError {
+    let now = Instant::now();
+    if provider.pool.all_disabled(now) {
+        return ApiError::unavailable(
+            "Every API key of the provider was rejected by it; the gateway's credentials need attention.",
+        );
+    }
+    let mut e =
+        ApiError::rate_limited("Every API key of the provider is rate limited; retry later.");
+    e.retry_after_s = provider.pool.next_ready(now, model).map(|at| {
+        at.saturating_duration_since(now)
+            .as_secs_f64()
+            .ceil()
+            .max(1.0) as u32
+    });
+    e
 }
 
 /// A token count no target can answer: the gateway estimates it from the

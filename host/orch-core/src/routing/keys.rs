@@ -224,6 +224,13 @@ impl KeyPool {
         soonest
     }
 
+    /// Whether every key is disabled (rejected by the provider), as
+    /// opposed to some merely cooling down.
+    pub fn all_disabled(&self, now: Instant) -> bool {
+        !self.slots.is_empty()
+            && (0..self.slots.len()).all(|i| self.slot(i).disabled_until.is_some_and(|u| now < u))
+    }
+
     /// Every key's state.
     pub fn report(&self, now: Instant) -> Vec<KeyReport> {
         (0..self.slots.len())
@@ -293,6 +300,11 @@ mod tests {
         assert!(pool.pick(later, "m", |i| i == 1).is_some());
         pool.worked(0);
         assert_eq!(pool.report(t)[0].state, KeyState::Ready);
+        assert!(!pool.all_disabled(t));
+        pool.rejected(0, t, "401");
+        pool.rejected(1, t, "401");
+        assert!(pool.all_disabled(t));
+        assert!(!pool.all_disabled(later));
     }
 
     #[test]

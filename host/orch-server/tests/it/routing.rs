@@ -224,3 +224,32 @@ async fn the_health_view_needs_the_admin_token() {
     assert_eq!(health(&gw).await["targets"][0]["state"], "healthy");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_provider_whose_keys_are_all_rejected_says_so() {
+    let fake = FakeUpstream::spawn(FakeConfig {
+        expect_key: Some("sk-the-only-good-key".into()),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let gw =
+        Gateway::start(Spec::openai(&fake.base_url(), "fake-model").key("sk-revoked-000000")).await;
+    let r = gw.chat(chat_body("m", false)).await;
+    assert_eq!(r.status(), 502, "the provider rejected the gateway's key");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upstream_auth_failed");
+    let r = gw.chat(chat_body("m", false)).await;
+    assert_eq!(r.status(), 503, "no usable key left");
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("rejected"),
+        "{v}"
+    );
+    assert_eq!(
+        fake.stats().chat_requests,
+        1,
+        "the disabled key is not sent again"
+    );
+    gw.stop().await;
+}
