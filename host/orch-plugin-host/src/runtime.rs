@@ -84,7 +84,10 @@ impl Runtime {
             .pagemap_scan(wasmtime::Enabled::Auto)
             .linear_memory_keep_resident(2 << 20)
             .table_keep_resident(64 << 10)
-            .decommit_batch_size(16);
+            // Decommit what lies beyond that at once: a batch would keep up
+            // to a batch of slots' pages (tens of MiB after a memory bomb)
+            // resident until it fills.
+            .decommit_batch_size(1);
         let mut cfg = Config::new();
         cfg.wasm_component_model(true)
             .epoch_interruption(true)
