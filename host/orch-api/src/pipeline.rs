@@ -738,7 +738,7 @@ async fn attempts(
                 return Err(ApiError::deadline());
             }
             sent += 1;
-            let upstream_model = target.upstream_model_for(&request.model, wildcard.as_deref());
+            let upstream_model = model;
             let started = Instant::now();
             let attempt = Attempt::new(
                 state,

@@ -286,16 +286,7 @@ async fn a_rate_limited_key_cools_down_alone() {
         21,
         "the limited key was tried once"
     );
-    let h: Value = gw
-        .http
-        .get(gw.url("/health/providers"))
-        .bearer_auth("admin-token-for-the-tests")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = gw.health_view("admin-token-for-the-tests").await;
     let keys = &h["providers"][0]["keys"];
     assert_eq!(keys[0]["state"], "cooling_down", "{h}");
     assert!(
@@ -435,17 +426,7 @@ async fn active_probes_bring_a_recovered_target_back_without_traffic() {
             .unwrap()["state"]
             .clone()
     };
-    let health = || async {
-        gw.http
-            .get(gw.url("/health/providers"))
-            .bearer_auth("admin-token-for-the-tests")
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let health = || gw.health_view("admin-token-for-the-tests");
     assert_eq!(state(&health().await), "unhealthy");
     // The probe (a models listing) succeeds once the ejection ends.
     let mut healthy = false;

@@ -195,6 +195,19 @@ impl Gateway {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `GET /health/providers` with the admin token; asserts 200.
+    pub async fn health_view(&self, admin_token: &str) -> serde_json::Value {
+        let r = self
+            .http
+            .get(self.url("/health/providers"))
+            .bearer_auth(admin_token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("json")
+    }
+
     pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
         self.http
             .post(self.url("/v1/chat/completions"))

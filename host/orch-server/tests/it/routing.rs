@@ -14,15 +14,7 @@ fn admin() -> String {
 }
 
 async fn health(gw: &Gateway) -> Value {
-    let r = gw
-        .http
-        .get(gw.url("/health/providers"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    gw.health_view(ADMIN).await
 }
 
 #[tokio::test]
