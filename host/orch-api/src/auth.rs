@@ -1,11 +1,13 @@
 //! Client authentication against the configured keys, wherever each dialect
 //! puts the key.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, Dialect};
-use crate::state::{Live, key_digest};
+use crate::state::{Client, Live, key_digest};
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -68,18 +70,19 @@ fn percent_decode(v: &str) -> String {
 
 /// Check the client's key: `Authorization: Bearer` in every dialect, plus
 /// `x-api-key` for Anthropic clients and `x-goog-api-key` or `?key=` for
-/// Gemini clients. With no keys configured the API is open (the configuration
-/// refuses that on non-loopback addresses unless asked for). Keys are compared
-/// as SHA-256 digests in constant time.
+/// Gemini clients. Keys from the file are compared as SHA-256 digests in
+/// constant time; keys issued through the admin API are found by their
+/// SHA-256 (they carry 256 bits of entropy, so the lookup reveals nothing
+/// usable) and come back with their limits.
+///
+/// With no key anywhere the API is open on a loopback address or with
+/// `auth.allow_open`, and closed otherwise (until a key is created).
 pub(crate) fn authenticate(
     live: &Live,
     headers: &HeaderMap,
     dialect: Dialect,
     query_key: Option<&str>,
-) -> Result<(), ApiError> {
-    if live.client_keys.is_empty() {
-        return Ok(());
-    }
+) -> Result<Option<Arc<Client>>, ApiError> {
     let (presented, how) = match dialect {
         Dialect::OpenAi => (bearer(headers), "`Authorization: Bearer <key>`"),
         Dialect::Anthropic => (
@@ -93,14 +96,28 @@ pub(crate) fn authenticate(
             "`x-goog-api-key: <key>` or the `key` query parameter",
         ),
     };
+    if live.client_keys.is_empty() && live.clients.is_empty() {
+        return if live.open {
+            Ok(None)
+        } else {
+            Err(ApiError::unauthorized(how).in_dialect(dialect))
+        };
+    }
     let fail = || ApiError::unauthorized(how).in_dialect(dialect);
     let presented = presented.filter(|k| !k.is_empty()).ok_or_else(fail)?;
     let digest = key_digest(presented);
+    if let Some(client) = live.clients.get(&digest) {
+        return Ok(Some(client.clone()));
+    }
     let mut ok = subtle::Choice::from(0);
     for k in &live.client_keys {
         ok |= k.ct_eq(&digest);
     }
-    if bool::from(ok) { Ok(()) } else { Err(fail()) }
+    if bool::from(ok) {
+        Ok(None)
+    } else {
+        Err(fail())
+    }
 }
 
 /// Check the admin token (`Authorization: Bearer <token>`), compared as a

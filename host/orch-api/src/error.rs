@@ -42,13 +42,16 @@ pub struct ApiError {
     /// Message for the client; never contains secrets or internals.
     pub message: String,
     /// The request parameter at fault.
-    pub param: Option<String>,
+    pub param: Option<Box<str>>,
     /// Seconds the client should wait before retrying.
     pub retry_after_s: Option<u32>,
     /// The error class for the request log, when it came from upstream.
     pub class: Option<ErrorClass>,
     /// The dialect to render in.
     pub dialect: Dialect,
+    /// Structured detail (e.g. every invalid field), rendered as
+    /// `error.details` on OpenAI-shaped (and admin) responses.
+    pub details: Option<Box<serde_json::Value>>,
 }
 
 impl ApiError {
@@ -62,7 +65,55 @@ impl ApiError {
             retry_after_s: None,
             class: None,
             dialect: Dialect::OpenAi,
+            details: None,
         }
+    }
+
+    /// An admin change that does not validate: every problem, keyed.
+    pub fn invalid(problems: &[orch_core::config::Problem]) -> Self {
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request_error",
+            "invalid_configuration",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        e.details = Some(Box::new(serde_json::json!(
+            problems
+                .iter()
+                .map(|p| serde_json::json!({"key": p.key, "reason": p.reason}))
+                .collect::<Vec<_>>()
+        )));
+        e
+    }
+
+    /// A named thing that does not exist.
+    pub fn not_found(entity: &str, name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            format!("There is no {entity} {:?}.", clip(name, 200)),
+        )
+    }
+
+    /// A change that contradicts the current state (exists already, in use,
+    /// owned by the configuration file).
+    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "invalid_request_error", code, message)
+    }
+
+    /// The gateway failed on its side (details are logged, not returned).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal_error",
+            message,
+        )
     }
 
     /// A malformed or invalid request.
@@ -292,7 +343,7 @@ impl ApiError {
             message,
         );
         if client_fault {
-            err.param = e.param.clone();
+            err.param = e.param.as_deref().map(Into::into);
         }
         err.retry_after_s = e.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1));
         err.class = Some(e.class);
@@ -337,7 +388,7 @@ impl ApiError {
         );
         e.status = Some(self.status.as_u16());
         e.code = Some(self.code.clone());
-        e.param = self.param.clone();
+        e.param = self.param.as_deref().map(Into::into);
         e.retry_after_ms = self.retry_after_s.map(|s| s.saturating_mul(1000));
         e
     }
@@ -346,14 +397,20 @@ impl ApiError {
     /// dialect's plugin cannot (not loaded, or it failed).
     pub fn body(&self) -> serde_json::Value {
         match self.dialect {
-            Dialect::OpenAi => serde_json::json!({
-                "error": {
-                    "message": self.message,
-                    "type": self.kind,
-                    "param": self.param,
-                    "code": self.code,
+            Dialect::OpenAi => {
+                let mut body = serde_json::json!({
+                    "error": {
+                        "message": self.message,
+                        "type": self.kind,
+                        "param": self.param,
+                        "code": self.code,
+                    }
+                });
+                if let Some(d) = &self.details {
+                    body["error"]["details"] = (**d).clone();
                 }
-            }),
+                body
+            }
             Dialect::Anthropic => serde_json::json!({
                 "type": "error",
                 "error": {"type": anthropic_type(self.render_class()), "message": self.message},

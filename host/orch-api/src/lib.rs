@@ -3,7 +3,9 @@
 //! request pipeline (route → adapter → upstream → adapter → client) with
 //! failover before the commit point.
 
+mod admin;
 mod auth;
+mod catalog;
 mod egress;
 mod error;
 mod ingress;
@@ -14,6 +16,8 @@ mod probes;
 mod sse;
 mod state;
 
+pub use admin::openapi;
+pub use catalog::{check_sealed_keys, import_file, run_refresh};
 pub use error::{ApiError, Dialect};
 pub use probes::run as run_probes;
 pub use state::{AppState, Services};
@@ -42,6 +46,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/livez", get(ops::livez))
         .route("/readyz", get(ops::readyz))
         .route("/health/providers", get(ops::providers))
+        .merge(admin::router(&state))
         .fallback(openai::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)

@@ -60,6 +60,19 @@ pub(crate) struct LogDraft {
     started: Instant,
     rec: RequestLogRecord,
     written: bool,
+    /// The client key's admission: settled with the tokens used when the
+    /// request ends (released unused if it never reached a provider).
+    admission: Option<orch_core::clients::Admission>,
+    /// Request and response bodies, for client keys that capture them.
+    capture: Option<orch_store::CapturedBodies>,
+}
+
+/// Bodies are cut to this before they are queued (the writer cuts again to
+/// its configured size).
+const CAPTURE_BYTES: usize = 64 << 10;
+
+fn captured(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(CAPTURE_BYTES)]).into_owned()
 }
 
 impl LogDraft {
@@ -85,8 +98,18 @@ impl LogDraft {
                 cached_tokens: None,
                 streamed: false,
                 outcome: Outcome::Cancelled,
+                client_key_id: None,
             },
             written: false,
+            admission: None,
+            capture: None,
+        }
+    }
+
+    /// Keep the response body, when this request's bodies are captured.
+    fn respond(&mut self, body: &str) {
+        if let Some(c) = &mut self.capture {
+            c.response = captured(body.as_bytes());
         }
     }
 
@@ -113,15 +136,22 @@ impl LogDraft {
             self.rec.error_class = Some(c.to_string());
         }
         self.rec.latency_us = micros(self.started.elapsed());
+        if let Some(admission) = self.admission.take() {
+            let used = u64::from(self.rec.input_tokens.unwrap_or(0))
+                + u64::from(self.rec.output_tokens.unwrap_or(0));
+            admission.finish(i64::try_from(unix_ms()).unwrap_or(i64::MAX), used);
+        }
         tracing::debug!(
             request_id = %self.rec.request_id, status, outcome = ?self.rec.outcome,
             attempts = self.rec.attempts, latency_us = self.rec.latency_us,
             "gen_ai.request.model" = %self.rec.requested_model, "request finished"
         );
-        self.writer.push(self.rec.clone());
+        self.writer
+            .push_with_bodies(self.rec.clone(), self.capture.take());
     }
 
     fn fail(&mut self, err: &ApiError) {
+        self.respond(&err.body().to_string());
         self.finish(
             err.status.as_u16(),
             Outcome::Error,
@@ -393,16 +423,59 @@ pub(crate) async fn render_error(state: &AppState, err: ApiError, request_id: &s
 
 /// The model and stream flag read from a native (non-OpenAI) request without
 /// translating it.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 struct NativeHead {
     model: Option<serde_json::Value>,
     stream: Option<serde_json::Value>,
+    /// Anthropic's completion cap.
+    max_tokens: Option<serde_json::Value>,
+    /// Gemini's `generationConfig` (for `maxOutputTokens`).
+    #[serde(rename = "generationConfig")]
+    generation_config: Option<serde_json::Value>,
+}
+
+/// A client key's refusal in the API's terms.
+fn refused(refusal: &orch_core::clients::Refusal) -> ApiError {
+    use orch_core::clients::Refusal;
+    let message = refusal.to_string();
+    match refusal {
+        Refusal::Disabled | Refusal::Expired => {
+            let mut e = ApiError::unauthorized("an enabled, unexpired key");
+            e.message = message;
+            e
+        }
+        Refusal::ModelNotAllowed { .. } => {
+            let mut e = ApiError::forbidden(message);
+            e.code = "model_not_allowed".into();
+            e.param = Some("model".into());
+            e
+        }
+        Refusal::RateLimited { retry_after_ms, .. } => {
+            let mut e = ApiError::rate_limited(message);
+            e.class = None;
+            e.retry_after_s =
+                Some(u32::try_from(retry_after_ms.div_ceil(1000)).unwrap_or(u32::MAX));
+            e
+        }
+        Refusal::BudgetExhausted { resets_at_ms } => {
+            let mut e = ApiError::rate_limited(message);
+            e.class = None;
+            e.code = "insufficient_quota".into();
+            e.retry_after_s = resets_at_ms.map(|at| {
+                let wait = at.saturating_sub(i64::try_from(unix_ms()).unwrap_or(i64::MAX));
+                u32::try_from((wait.max(0) + 999) / 1000).unwrap_or(u32::MAX)
+            });
+            e
+        }
+    }
 }
 
 /// What the pipeline knows about a request before routing.
 struct Request {
     model: String,
     stream: bool,
+    /// The completion's token cap, when the client set one.
+    max_tokens: Option<u64>,
     include_usage: bool,
     /// The canonical body and what it needs, when some target needs it.
     canonical: Option<(Bytes, ChatProfile)>,
@@ -424,16 +497,35 @@ impl Request {
             return Ok(Request {
                 model: profile.model.clone(),
                 stream: profile.stream,
+                max_tokens: profile.max_tokens,
                 include_usage: profile.include_usage,
                 canonical: Some((ingress.body.clone(), profile)),
             });
         }
+        let head: NativeHead = match serde_json::from_slice(&ingress.body) {
+            Ok(h) => h,
+            // The plugin reports a bad body when it decodes it.
+            Err(_) if ingress.path_model.is_some() => NativeHead::default(),
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    format!("the request body is not valid JSON: {e}"),
+                    None,
+                ));
+            }
+        };
+        let max_tokens = head
+            .max_tokens
+            .as_ref()
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| {
+                head.generation_config
+                    .as_ref()
+                    .and_then(|g| g.get("maxOutputTokens"))
+                    .and_then(serde_json::Value::as_u64)
+            });
         let (model, stream) = match &ingress.path_model {
             Some(m) => (m.clone(), ingress.endpoint_streams.unwrap_or(false)),
             None => {
-                let head: NativeHead = serde_json::from_slice(&ingress.body).map_err(|e| {
-                    ApiError::bad_request(format!("the request body is not valid JSON: {e}"), None)
-                })?;
                 let model = match head.model {
                     Some(serde_json::Value::String(m)) if !m.is_empty() => m,
                     _ => {
@@ -464,6 +556,7 @@ impl Request {
         let mut request = Request {
             model,
             stream,
+            max_tokens,
             include_usage: false,
             canonical: None,
         };
@@ -549,7 +642,7 @@ async fn prepare(
     log: &mut LogDraft,
 ) -> Result<Result<Prepared, Response>, ApiError> {
     let live = state.live();
-    authenticate(
+    let client = authenticate(
         &live,
         headers,
         ingress.dialect,
@@ -559,6 +652,23 @@ async fn prepare(
     let request = Request::read(&live, &snapshot, headers, ingress).await?;
     log.rec.requested_model = crate::error::clip(&request.model, 256);
     log.rec.streamed = request.stream;
+    if let Some(client) = client {
+        log.rec.client_key_id = Some(client.id);
+        if client.capture_bodies {
+            log.capture = Some(orch_store::CapturedBodies {
+                request: captured(&ingress.body),
+                response: String::new(),
+            });
+        }
+        let estimate = orch_core::clients::estimate_tokens(ingress.body.len(), request.max_tokens);
+        let now = i64::try_from(received_at_ms).unwrap_or(i64::MAX);
+        log.admission = Some(
+            client
+                .state
+                .admit(now, &request.model, estimate)
+                .map_err(|refusal| refused(&refusal))?,
+        );
+    }
     let resolved = live
         .catalogue
         .resolve(&request.model)
@@ -1277,6 +1387,7 @@ impl<'a> Attempt<'a> {
                 .map_err(|e| self.call_error(e))?;
             let body = self.encode(parsed.body, parsed.usage).await?;
             log.usage(parsed.usage);
+            log.respond(&body);
             log.finish(200, Outcome::Ok, None);
             let mut out = json_response(body);
             self.label(&mut out);
@@ -1440,6 +1551,8 @@ impl LogDraft {
             started: self.started,
             rec: self.rec.clone(),
             written: true,
+            admission: None,
+            capture: None,
         }
     }
 }

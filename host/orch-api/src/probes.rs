@@ -56,7 +56,7 @@ pub async fn run(state: AppState) {
             let live = live.clone();
             tokio::spawn(async move {
                 let name = live.providers[index].name.clone();
-                probe(&state, &live, index).await;
+                let _ = probe(&state, &live, index).await;
                 if let Some(p) = state.probes().lock().get_mut(&name) {
                     p.in_flight = false;
                 }
@@ -120,13 +120,20 @@ fn targets_of(
         })
 }
 
+/// Probe provider `index` now, outside the schedule (the admin API's
+/// provider test); the outcome counts like a scheduled probe's.
+pub(crate) async fn probe_now(state: &AppState, live: &Live, index: usize) -> Result<(), String> {
+    probe(state, live, index).await
+}
+
 /// Probe one provider and tell its targets (and the key used) the outcome.
-async fn probe(state: &AppState, live: &Live, index: usize) {
+async fn probe(state: &AppState, live: &Live, index: usize) -> Result<(), String> {
     let provider = &live.providers[index];
     let timeout = live.health.probe_timeout;
     let key = provider.pool.pick(Instant::now(), "", |_| false);
     if !provider.keys.is_empty() && key.is_none() {
-        return; // every key is cooling down or disabled: nothing to learn
+        // Every key is cooling down or disabled: nothing to learn.
+        return Err("every key is cooling down or disabled".into());
     }
     let outcome = tokio::time::timeout(timeout, exchange(state, live, index, key)).await;
     let outcome = match outcome {
@@ -135,7 +142,7 @@ async fn probe(state: &AppState, live: &Live, index: usize) {
             true,
             format!("no answer within {} ms", timeout.as_millis()),
         )),
-        Ok(None) => return, // the adapter has no probe
+        Ok(None) => return Err("the adapter is not loaded or has no probe".into()),
         Ok(Some(r)) => r,
     };
     let now = Instant::now();
@@ -147,6 +154,7 @@ async fn probe(state: &AppState, live: &Live, index: usize) {
             for h in targets_of(live, index) {
                 h.probe_succeeded(now);
             }
+            Ok(())
         }
         Err(e) => {
             let why = provider.scrub(&e.message);
@@ -169,6 +177,7 @@ async fn probe(state: &AppState, live: &Live, index: usize) {
                     }
                 }
             }
+            Err(why)
         }
     }
 }

@@ -2,19 +2,22 @@
 //! of the configuration every request reads once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use orch_core::config::Config;
-use orch_core::config::HealthConfig;
+use orch_core::catalog::Compiled;
+use orch_core::config::{Config, HealthConfig, ProviderConfig};
 use orch_core::contract::ProviderView;
 use orch_core::routing::Catalogue;
+use orch_core::routing::ModelRoute;
 use orch_core::routing::health::Health;
 use orch_core::routing::keys::KeyPool;
 use orch_core::routing::retry::RetryBudget;
+use orch_core::secrets::Keyring;
 use orch_plugin_host::PluginHost;
-use orch_store::LogWriter;
+use orch_store::{LogWriter, Snapshot, Store};
 use orch_upstream::UpstreamClient;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -27,6 +30,11 @@ pub struct Services {
     pub upstream: UpstreamClient,
     /// The asynchronous request log.
     pub log: LogWriter,
+    /// The database, for the catalogue and the admin API (`None`: the
+    /// catalogue is the file's alone and the admin API has no data).
+    pub store: Option<Store>,
+    /// The master keys that seal provider keys at rest.
+    pub keyring: Option<Arc<Keyring>>,
 }
 
 /// Shared state of every handler.
@@ -38,6 +46,42 @@ struct Inner {
     services: Services,
     book: Mutex<HealthBook>,
     probes: crate::probes::ProbeBook,
+    settings: Settings,
+    file: crate::catalog::FileSide,
+    /// The database revision the live catalogue was compiled from.
+    revision: AtomicI64,
+}
+
+/// What the configuration file decides besides the catalogue.
+struct Settings {
+    open: bool,
+    health: HealthConfig,
+    admin_token: Option<[u8; 32]>,
+    client_keys: Vec<[u8; 32]>,
+    request_timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl Settings {
+    fn from_config(config: &Config) -> Settings {
+        Settings {
+            open: config.auth.allow_open || config.server.listen.ip().is_loopback(),
+            health: config.health.clone(),
+            admin_token: config
+                .admin
+                .token
+                .as_ref()
+                .map(|t| key_digest(t.expose_secret())),
+            client_keys: config
+                .auth
+                .client_keys
+                .iter()
+                .map(|k| key_digest(k.expose_secret()))
+                .collect(),
+            request_timeout: config.server.request_timeout,
+            max_body_bytes: config.server.max_body_bytes,
+        }
+    }
 }
 
 /// Health, key and budget state by stable identity, so a configuration
@@ -47,6 +91,19 @@ struct HealthBook {
     targets: HashMap<String, Arc<Health>>,
     keys: HashMap<String, Arc<KeyPool>>,
     budgets: HashMap<String, Arc<RetryBudget>>,
+    /// Client key states by id and stored policy: counters and budgets
+    /// survive reloads that leave the key's policy alone.
+    clients: HashMap<(i64, String), Arc<Client>>,
+}
+
+/// A client key issued through the admin API, with its live limits.
+pub(crate) struct Client {
+    /// Row id (logged with each request).
+    pub(crate) id: i64,
+    /// Limits, budget and counters.
+    pub(crate) state: orch_core::clients::ClientState,
+    /// Log its requests' bodies.
+    pub(crate) capture_bodies: bool,
 }
 
 /// The configuration as requests use it; replaced as a whole.
@@ -60,6 +117,10 @@ pub(crate) struct Live {
     pub(crate) admin_token: Option<[u8; 32]>,
     pub(crate) model_names: Vec<String>,
     pub(crate) client_keys: Vec<[u8; 32]>,
+    /// Keys issued through the admin API, by SHA-256 of the key.
+    pub(crate) clients: HashMap<[u8; 32], Arc<Client>>,
+    /// Serve without a key when no key exists anywhere.
+    pub(crate) open: bool,
     pub(crate) request_timeout: Duration,
     pub(crate) max_body_bytes: usize,
     pub(crate) created_s: u64,
@@ -139,11 +200,15 @@ fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 impl Live {
-    fn from_config(config: &Config, book: &mut HealthBook) -> Live {
+    fn build(
+        settings: &Settings,
+        providers: &[ProviderConfig],
+        models: &[ModelRoute],
+        book: &mut HealthBook,
+    ) -> Live {
         let now = Instant::now();
-        let hc = &config.health;
-        let providers: Vec<Provider> = config
-            .providers
+        let hc = &settings.health;
+        let providers: Vec<Provider> = providers
             .iter()
             .map(|p| {
                 // Same provider, same keys in the same order: same states.
@@ -182,8 +247,7 @@ impl Live {
                 }
             })
             .collect();
-        let routes = config
-            .models
+        let routes = models
             .iter()
             .map(|m| RouteState {
                 health: m
@@ -208,29 +272,21 @@ impl Live {
             providers,
             routes,
             health: hc.clone(),
-            admin_token: config
-                .admin
-                .token
-                .as_ref()
-                .map(|t| key_digest(t.expose_secret())),
+            admin_token: settings.admin_token,
             // Names and exact aliases: what a client can ask for by name.
-            model_names: config
-                .models
+            model_names: models
                 .iter()
                 .flat_map(|m| {
                     std::iter::once(&m.name).chain(m.aliases.iter().filter(|a| !a.ends_with('*')))
                 })
                 .cloned()
                 .collect(),
-            catalogue: Catalogue::new(config.models.clone()),
-            client_keys: config
-                .auth
-                .client_keys
-                .iter()
-                .map(|k| key_digest(k.expose_secret()))
-                .collect(),
-            request_timeout: config.server.request_timeout,
-            max_body_bytes: config.server.max_body_bytes,
+            catalogue: Catalogue::new(models.to_vec()),
+            client_keys: settings.client_keys.clone(),
+            clients: HashMap::new(),
+            open: settings.open,
+            request_timeout: settings.request_timeout,
+            max_body_bytes: settings.max_body_bytes,
             created_s: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -241,27 +297,61 @@ impl Live {
 
 impl AppState {
     /// Build the state from a validated configuration and the services.
+    /// Serves the file's catalogue until [`AppState::apply_catalog`]
+    /// replaces it with the database's.
     pub fn new(config: &Config, services: Services) -> AppState {
+        let settings = Settings::from_config(config);
         let mut book = HealthBook::default();
-        let live = Live::from_config(config, &mut book);
+        let live = Live::build(&settings, &config.providers, &config.models, &mut book);
         AppState(Arc::new(Inner {
             live: ArcSwap::from_pointee(live),
             services,
             book: Mutex::new(book),
             probes: crate::probes::ProbeBook::default(),
+            settings,
+            file: crate::catalog::FileSide::from_config(config),
+            revision: AtomicI64::new(-1),
         }))
     }
 
-    /// Replace the live configuration; requests in flight keep the old one.
-    /// Targets and keys that stay keep their health.
-    pub fn apply_config(&self, config: &Config) {
+    /// Serve a compiled database snapshot; requests in flight keep the old
+    /// catalogue. Targets and keys that stay keep their health.
+    pub(crate) fn apply_catalog(
+        &self,
+        compiled: &Compiled,
+        snap: &Snapshot,
+        spend: &[(i64, i64, i64)],
+    ) {
         let mut book = self.0.book.lock().unwrap_or_else(|p| p.into_inner());
-        let live = Live::from_config(config, &mut book);
+        let mut live = Live::build(
+            &self.0.settings,
+            &compiled.providers,
+            &compiled.models,
+            &mut book,
+        );
+        live.clients = clients(snap, spend, &mut book);
         // Forget what no route or provider uses any more.
         book.targets.retain(|_, h| Arc::strong_count(h) > 1);
         book.keys.retain(|_, k| Arc::strong_count(k) > 1);
         book.budgets.retain(|_, b| Arc::strong_count(b) > 1);
+        book.clients.retain(|_, c| Arc::strong_count(c) > 1);
         self.0.live.store(Arc::new(live));
+        self.0.revision.store(snap.revision, Ordering::Release);
+    }
+
+    /// Load the database's catalogue now (at start, and after an admin
+    /// change on this replica); `Err` says why the current one stays.
+    pub async fn load_catalog(&self) -> Result<i64, String> {
+        crate::catalog::reload(self).await
+    }
+
+    /// The database revision being served (-1: the file's catalogue).
+    pub(crate) fn catalog_revision(&self) -> i64 {
+        self.0.revision.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn file_side(&self) -> &crate::catalog::FileSide {
+        &self.0.file
     }
 
     pub(crate) fn live(&self) -> Arc<Live> {
@@ -286,6 +376,80 @@ impl AppState {
     pub(crate) fn max_body_bytes(&self) -> usize {
         self.0.live.load().max_body_bytes
     }
+}
+
+/// The client keys of a snapshot, keeping the state of keys whose policy
+/// did not change; a new state's budget starts from the stored spend.
+fn clients(
+    snap: &Snapshot,
+    spend: &[(i64, i64, i64)],
+    book: &mut HealthBook,
+) -> HashMap<[u8; 32], Arc<Client>> {
+    use orch_core::clients::{ClientPolicy, ClientState};
+    let mut out = HashMap::new();
+    for row in &snap.client_keys {
+        let Some(digest) = hex::decode(&row.hash)
+            .ok()
+            .and_then(|d| <[u8; 32]>::try_from(d).ok())
+        else {
+            tracing::error!(
+                client_key = row.id,
+                "stored client key hash is not SHA-256 hex; key refused"
+            );
+            continue;
+        };
+        let client = book
+            .clients
+            .entry((
+                row.id,
+                format!("{}|{}|{}", row.policy_json, row.enabled, row.capture_bodies),
+            ))
+            .or_insert_with(|| {
+                let mut policy: ClientPolicy = match serde_json::from_str(&row.policy_json) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(
+                            client_key = row.id,
+                            "stored client key policy does not parse ({e}); key disabled"
+                        );
+                        ClientPolicy {
+                            enabled: false,
+                            ..ClientPolicy::default()
+                        }
+                    }
+                };
+                policy.enabled &= row.enabled;
+                let state = ClientState::new(policy);
+                if let Some(ledger) = state.budget() {
+                    for (_, start, tokens) in spend.iter().filter(|(id, _, _)| *id == row.id) {
+                        ledger.load(*start, u64::try_from(*tokens).unwrap_or(0));
+                    }
+                }
+                Arc::new(Client {
+                    id: row.id,
+                    state,
+                    capture_bodies: row.capture_bodies,
+                })
+            })
+            .clone();
+        out.insert(digest, client);
+    }
+    out
+}
+
+/// Spend settled since the last call, for every client key with a budget:
+/// `(key id, period start, tokens)`.
+pub(crate) fn unflushed_spend(live: &Live) -> Vec<(i64, i64, i64)> {
+    live.clients
+        .values()
+        .filter_map(|c| Some((c.id, c.state.budget()?)))
+        .flat_map(|(id, ledger)| {
+            ledger
+                .take_unflushed()
+                .into_iter()
+                .map(move |(start, tokens)| (id, start, i64::try_from(tokens).unwrap_or(i64::MAX)))
+        })
+        .collect()
 }
 
 /// The identity of a target's health: provider and upstream model.

@@ -55,6 +55,9 @@ pub struct ChatProfile {
     pub include_usage: bool,
     /// Capabilities the request needs from a target.
     pub needs: Vec<Capability>,
+    /// The completion's token cap (`max_completion_tokens`, else
+    /// `max_tokens`), for budget reservations.
+    pub max_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +71,8 @@ struct ChatHead {
     response_format: Option<ResponseFormat>,
     reasoning_effort: Option<IgnoredAny>,
     reasoning: Option<IgnoredAny>,
+    max_tokens: Option<serde_json::Value>,
+    max_completion_tokens: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -161,9 +166,15 @@ impl ChatProfile {
         if head.reasoning_effort.is_some() || head.reasoning.is_some() {
             needs.push(Capability::Reasoning);
         }
+        let max_tokens = head
+            .max_completion_tokens
+            .as_ref()
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| head.max_tokens.as_ref().and_then(serde_json::Value::as_u64));
         Ok(ChatProfile {
             model,
             stream,
+            max_tokens,
             include_usage: stream
                 && head
                     .stream_options

@@ -10,23 +10,24 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
-use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::contract::Capability;
+use crate::catalog::{Compiled, ModelEntry, ModelSpec, ProviderEntry, ProviderSpec, compile};
+use crate::routing::ModelRoute;
 use crate::routing::health::HealthPolicy;
 use crate::routing::keys::{KeyPolicy, KeyStrategy};
 use crate::routing::retry::RetryPolicy;
-use crate::routing::{ModelRoute, Overrides, Strategy, Target};
+use crate::secrets::{Keyring, MasterKey};
 
 /// The top-level sections; only `ORCH_<SECTION>__<KEY>` variables are read
 /// as configuration, so other `ORCH_*` variables (like `ORCH_CONFIG`) are not.
 const SECTIONS: &[&str] = &[
     "server",
     "database",
+    "secrets",
     "request_log",
     "plugins",
     "auth",
@@ -86,6 +87,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// The database.
     pub database: DatabaseConfig,
+    /// Encryption of provider keys at rest.
+    pub secrets: SecretsConfig,
     /// The asynchronous request log.
     pub request_log: RequestLogConfig,
     /// The plugin host.
@@ -100,6 +103,12 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// Models clients can ask for.
     pub models: Vec<ModelRoute>,
+    /// The providers as written (for importing into the database).
+    pub provider_specs: Vec<ProviderSpec>,
+    /// The models as written (for importing into the database).
+    pub model_specs: Vec<ModelSpec>,
+    /// Retry defaults of every model (`[routing]`).
+    pub routing: RetryPolicy,
     /// Health thresholds, key states and active probes.
     pub health: HealthConfig,
     /// The operator API.
@@ -127,6 +136,16 @@ pub struct ServerConfig {
 pub struct DatabaseConfig {
     /// `sqlite://…`, `postgres://…` or `mysql://…`; may hold a password.
     pub url: SecretString,
+    /// How often each replica checks the catalogue's revision.
+    pub refresh_interval: Duration,
+}
+
+/// Encryption of provider keys stored in the database.
+#[derive(Debug, Default)]
+pub struct SecretsConfig {
+    /// The current master key and the previous ones still accepted for
+    /// decryption; `None` without `[secrets] master_key`.
+    pub keyring: Option<std::sync::Arc<Keyring>>,
 }
 
 /// The asynchronous request log.
@@ -138,6 +157,14 @@ pub struct RequestLogConfig {
     pub batch_size: usize,
     /// Longest time a record waits in the queue.
     pub flush_interval: Duration,
+    /// Log rows (and captured bodies) older than this are deleted.
+    pub max_age: Option<Duration>,
+    /// At most this many log rows are kept.
+    pub max_rows: Option<u64>,
+    /// Hourly usage rollups older than this are deleted (daily ones stay).
+    pub hourly_usage_max_age: Option<Duration>,
+    /// Captured bodies are cut to this many bytes.
+    pub capture_max_bytes: usize,
 }
 
 /// The plugin host.
@@ -164,8 +191,12 @@ pub struct PluginsConfig {
 /// Client authentication.
 #[derive(Debug)]
 pub struct AuthConfig {
-    /// Keys clients may present; empty means the API is open.
+    /// Keys clients may present, without limits (keys with limits are
+    /// issued through the admin API). With no key anywhere the API is open
+    /// on a loopback address or with `allow_open`, and closed otherwise.
     pub client_keys: Vec<SecretString>,
+    /// Serve an open API on a non-loopback address when no key exists.
+    pub allow_open: bool,
 }
 
 /// The upstream HTTP client.
@@ -258,6 +289,8 @@ struct RawConfig {
     #[serde(default)]
     database: RawDatabase,
     #[serde(default)]
+    secrets: RawSecrets,
+    #[serde(default)]
     request_log: RawRequestLog,
     #[serde(default)]
     plugins: RawPlugins,
@@ -268,9 +301,9 @@ struct RawConfig {
     #[serde(default)]
     logging: RawLogging,
     #[serde(default)]
-    providers: Vec<RawProvider>,
+    providers: Vec<ProviderSpec>,
     #[serde(default)]
-    models: Vec<RawModel>,
+    models: Vec<ModelSpec>,
     #[serde(default)]
     routing: RawRouting,
     #[serde(default)]
@@ -359,6 +392,11 @@ impl Default for RawHealth {
     }
 }
 
+/// `n` days; 0 means "forever" (`None`).
+fn days(n: u64) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(n.saturating_mul(86_400)))
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -387,14 +425,23 @@ impl Default for RawServer {
 #[serde(deny_unknown_fields, default)]
 struct RawDatabase {
     url: SecretRef,
+    refresh_interval_ms: u64,
 }
 
 impl Default for RawDatabase {
     fn default() -> Self {
         RawDatabase {
             url: SecretRef("sqlite://data/orchestrator.db".into()),
+            refresh_interval_ms: 1_000,
         }
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawSecrets {
+    master_key: Option<SecretRef>,
+    previous_keys: Vec<SecretRef>,
 }
 
 #[derive(Deserialize)]
@@ -403,6 +450,10 @@ struct RawRequestLog {
     capacity: usize,
     batch_size: usize,
     flush_interval_ms: u64,
+    retention_days: u64,
+    max_rows: u64,
+    hourly_usage_days: u64,
+    capture_max_kib: usize,
 }
 
 impl Default for RawRequestLog {
@@ -411,6 +462,10 @@ impl Default for RawRequestLog {
             capacity: 10_000,
             batch_size: 256,
             flush_interval_ms: 200,
+            retention_days: 30,
+            max_rows: 0,
+            hourly_usage_days: 90,
+            capture_max_kib: 16,
         }
     }
 }
@@ -486,86 +541,6 @@ impl Default for RawLogging {
             filter: "info".into(),
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProvider {
-    name: String,
-    adapter: String,
-    base_url: String,
-    #[serde(default)]
-    api_keys: Vec<SecretRef>,
-    #[serde(default)]
-    options: Option<serde_json::Value>,
-    #[serde(default)]
-    key_strategy: RawKeyStrategy,
-    #[serde(default)]
-    error_matchers: Vec<String>,
-    #[serde(default)]
-    probe_interval_s: Option<u64>,
-}
-
-#[derive(Deserialize, Default, Clone, Copy)]
-#[serde(rename_all = "kebab-case")]
-enum RawKeyStrategy {
-    #[default]
-    RoundRobin,
-    LeastRecentlyRateLimited,
-}
-
-#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-enum RawStrategy {
-    #[default]
-    Weighted,
-    Priority,
-    LeastLatency,
-    Sticky,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawModel {
-    name: String,
-    #[serde(default)]
-    aliases: Vec<String>,
-    #[serde(default)]
-    strategy: RawStrategy,
-    #[serde(default)]
-    session_header: Option<String>,
-    #[serde(default)]
-    max_attempts: Option<u32>,
-    targets: Vec<RawTarget>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTarget {
-    provider: String,
-    model: String,
-    #[serde(default = "one")]
-    weight: u32,
-    #[serde(default)]
-    priority: u32,
-    #[serde(default)]
-    set: serde_json::Map<String, serde_json::Value>,
-    #[serde(default)]
-    remove: Vec<String>,
-    #[serde(default)]
-    cap: std::collections::BTreeMap<String, u64>,
-    #[serde(default)]
-    headers: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    capabilities: Option<Vec<String>>,
-    #[serde(default)]
-    timeout_ms: Option<u64>,
-    #[serde(default)]
-    ttft_timeout_ms: Option<u64>,
-}
-
-fn one() -> u32 {
-    1
 }
 
 /// A secret as written in the file: `env:NAME` or (discouraged) the literal.
@@ -752,19 +727,9 @@ fn validate(
         .enumerate()
         .filter_map(|(i, k)| secret(format!("auth.client_keys[{i}]"), k, &mut problem))
         .collect();
-    if raw.auth.client_keys.is_empty()
+    let closed_when_keyless = raw.auth.client_keys.is_empty()
         && !raw.server.listen.ip().is_loopback()
-        && !raw.auth.allow_open
-    {
-        problem(
-            "auth.client_keys".into(),
-            format!(
-                "no client keys are configured and server.listen ({}) is not a loopback address; \
-                 configure keys or set auth.allow_open = true to serve an open API on purpose",
-                raw.server.listen
-            ),
-        );
-    }
+        && !raw.auth.allow_open;
 
     let u = &raw.upstream;
     if u.connect_timeout_ms == 0 || u.header_timeout_ms == 0 || u.idle_timeout_ms == 0 {
@@ -777,94 +742,21 @@ fn validate(
         );
     }
 
-    let mut providers = Vec::new();
-    let mut names = HashSet::new();
-    for (i, rp) in raw.providers.iter().enumerate() {
-        let key = |f: &str| format!("providers[{i}].{f}");
-        if rp.name.is_empty() {
-            problem(key("name"), "must not be empty".into());
-        } else if !names.insert(rp.name.clone()) {
-            problem(
-                key("name"),
-                format!("duplicate provider name {:?}", rp.name),
-            );
-        }
-        if !is_valid_plugin_id(&rp.adapter) {
-            problem(
-                key("adapter"),
-                format!(
-                    "{:?} is not a plugin id (lower-case letters, digits and '-')",
-                    rp.adapter
-                ),
-            );
-        }
-        let base_url = match url::Url::parse(&rp.base_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                if u.query().is_some()
-                    || u.fragment().is_some()
-                    || !u.username().is_empty()
-                    || u.password().is_some()
-                {
-                    problem(
-                        key("base_url"),
-                        "must not contain credentials, a query or a fragment".into(),
-                    );
-                }
-                Some(u)
-            }
-            Ok(_) => {
-                problem(
-                    key("base_url"),
-                    "must be an http:// or https:// URL with a host".into(),
-                );
-                None
-            }
-            Err(e) => {
-                problem(key("base_url"), format!("not a URL: {e}"));
-                None
-            }
-        };
-        let api_keys: Vec<SecretString> = rp
-            .api_keys
-            .iter()
-            .enumerate()
-            .filter_map(|(j, k)| secret(key(&format!("api_keys[{j}]")), k, &mut problem))
-            .collect();
-        for (j, m) in rp.error_matchers.iter().enumerate() {
-            if m.trim().is_empty() {
-                problem(
-                    key(&format!("error_matchers[{j}]")),
-                    "must not be blank".into(),
-                );
-            }
-        }
-        let options_json = match &rp.options {
-            None => "{}".to_string(),
-            Some(v @ serde_json::Value::Object(_)) => v.to_string(),
-            Some(_) => {
-                problem(key("options"), "must be a table".into());
-                "{}".into()
-            }
-        };
-        if let Some(base_url) = base_url {
-            providers.push(ProviderConfig {
-                name: rp.name.clone(),
-                adapter: rp.adapter.clone(),
-                base_url,
-                api_keys,
-                options_json,
-                key_strategy: match rp.key_strategy {
-                    RawKeyStrategy::RoundRobin => KeyStrategy::RoundRobin,
-                    RawKeyStrategy::LeastRecentlyRateLimited => {
-                        KeyStrategy::LeastRecentlyRateLimited
-                    }
-                },
-                error_matchers: rp.error_matchers.clone(),
-                probe_interval: rp.probe_interval_s.map(Duration::from_secs),
-            });
-        }
-    }
-
+    let provider_keys: Vec<Vec<SecretString>> = raw
+        .providers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.api_keys
+                .iter()
+                .enumerate()
+                .filter_map(|(j, k)| {
+                    let at = format!("providers[{i}].api_keys[{j}]");
+                    secret(at, &SecretRef(k.clone()), &mut problem)
+                })
+                .collect()
+        })
+        .collect();
     let admin_token = raw
         .admin
         .token
@@ -879,101 +771,86 @@ fn validate(
             );
         }
     }
+    if raw.database.refresh_interval_ms < 100 || raw.database.refresh_interval_ms > 3_600_000 {
+        problem(
+            "database.refresh_interval_ms".into(),
+            "must be in 100..=3600000".into(),
+        );
+    }
+    let mut master = |key: String, r: &SecretRef, problem: &mut dyn FnMut(String, String)| {
+        use secrecy::ExposeSecret;
+        let s = secret(key.clone(), r, problem)?;
+        MasterKey::parse(s.expose_secret())
+            .map_err(|e| problem(key, e.to_string()))
+            .ok()
+    };
+    let current = raw
+        .secrets
+        .master_key
+        .as_ref()
+        .and_then(|r| master("secrets.master_key".into(), r, &mut problem));
+    let previous: Vec<MasterKey> = raw
+        .secrets
+        .previous_keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| master(format!("secrets.previous_keys[{i}]"), r, &mut problem))
+        .collect();
+    if current.is_none()
+        && !raw.secrets.previous_keys.is_empty()
+        && raw.secrets.master_key.is_none()
+    {
+        problem(
+            "secrets.previous_keys".into(),
+            "needs secrets.master_key (the key new secrets are sealed with)".into(),
+        );
+    }
+    let keyring = current.map(|c| std::sync::Arc::new(Keyring::new(c, previous)));
     let retry = retry_policy(&raw.routing, &mut problem);
     let health = health_config(&raw.health, &mut problem);
 
-    let mut models = Vec::new();
-    let mut model_names = HashSet::new();
-    for (i, rm) in raw.models.iter().enumerate() {
-        let key = |f: &str| format!("models[{i}].{f}");
-        if rm.name.is_empty() {
-            problem(key("name"), "must not be empty".into());
-        } else if !model_names.insert(rm.name.clone()) {
-            problem(key("name"), format!("duplicate model name {:?}", rm.name));
-        }
-        for (j, alias) in rm.aliases.iter().enumerate() {
-            let wildcard = alias.strip_suffix('*');
-            if alias.is_empty() || wildcard == Some("") {
-                problem(
-                    key(&format!("aliases[{j}]")),
-                    "must be a name or a non-empty `prefix*`".into(),
-                );
-            } else if wildcard.is_some_and(|w| w.contains('*'))
-                || (wildcard.is_none() && alias.contains('*'))
-            {
-                problem(
-                    key(&format!("aliases[{j}]")),
-                    "`*` may only end an alias".into(),
-                );
-            } else if !model_names.insert(alias.clone()) {
-                problem(
-                    key(&format!("aliases[{j}]")),
-                    format!("{alias:?} already names a model or alias"),
-                );
+    let entries: Vec<ProviderEntry<'_>> = raw
+        .providers
+        .iter()
+        .zip(provider_keys)
+        .enumerate()
+        .map(|(i, (spec, keys))| ProviderEntry {
+            at: format!("providers[{i}]"),
+            spec,
+            keys,
+        })
+        .collect();
+    let models: Vec<ModelEntry<'_>> = raw
+        .models
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| ModelEntry {
+            at: format!("models[{i}]"),
+            spec,
+        })
+        .collect();
+    let compiled = match compile(&entries, &models, &retry) {
+        Ok(c) => c,
+        Err(found) => {
+            for p in found {
+                problem(p.key, p.reason);
             }
+            Compiled::default()
         }
-        if rm.session_header.is_some() && rm.strategy != RawStrategy::Sticky {
-            problem(
-                key("session_header"),
-                "only applies to strategy = \"sticky\"".into(),
-            );
-        }
-        if let Some(h) = &rm.session_header
-            && http_header_name(h).is_none()
-        {
-            problem(key("session_header"), format!("{h:?} is not a header name"));
-        }
-        let strategy = match rm.strategy {
-            RawStrategy::Weighted => Strategy::Weighted,
-            RawStrategy::Priority => Strategy::Priority,
-            RawStrategy::LeastLatency => Strategy::LeastLatency,
-            RawStrategy::Sticky => Strategy::Sticky {
-                header: rm.session_header.as_deref().and_then(http_header_name),
-            },
-        };
-        let mut retry = retry.clone();
-        if let Some(n) = rm.max_attempts {
-            if n == 0 || n > 20 {
-                problem(key("max_attempts"), "must be in 1..=20".into());
-            }
-            retry.max_attempts = n.clamp(1, 20);
-        }
-        if rm.targets.is_empty() {
-            problem(key("targets"), "needs at least one target".into());
-        }
-        let mut targets = Vec::new();
-        for (j, rt) in rm.targets.iter().enumerate() {
-            let tkey = |f: &str| format!("models[{i}].targets[{j}].{f}");
-            if rt.model.is_empty() {
-                problem(tkey("model"), "must not be empty".into());
-            }
-            let target = target(rt, &tkey, &mut problem);
-            match providers.iter().position(|p| p.name == rt.provider) {
-                Some(provider) => targets.push(Target { provider, ..target }),
-                None if names.contains(&rt.provider) => {}
-                None => problem(
-                    tkey("provider"),
-                    format!("no provider named {:?}", rt.provider),
-                ),
-            }
-        }
-        if !rm.targets.is_empty() && rm.targets.iter().all(|t| t.weight == 0) {
-            problem(
-                key("targets"),
-                "at least one target needs a weight > 0".into(),
-            );
-        }
-        models.push(ModelRoute {
-            name: rm.name.clone(),
-            aliases: rm.aliases.clone(),
-            strategy,
-            retry,
-            targets,
-        });
-    }
-
-    if raw.auth.client_keys.is_empty() {
-        warnings.push("auth.client_keys is empty: the API accepts requests without a key".into());
+    };
+    if closed_when_keyless {
+        warnings.push(format!(
+            "auth.client_keys is empty and server.listen ({}) is not a loopback address: \
+             inference requests are refused until a client key is created through the admin \
+             API (set auth.allow_open = true to serve an open API on purpose)",
+            raw.server.listen
+        ));
+    } else if raw.auth.client_keys.is_empty() {
+        warnings.push(
+            "auth.client_keys is empty: until a client key is created through the admin API, \
+             the API accepts requests without a key"
+                .into(),
+        );
     }
     if !problems.is_empty() {
         return Err(ConfigError::Invalid {
@@ -999,11 +876,19 @@ fn validate(
             max_body_bytes: mib(raw.server.max_body_mib),
             shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
         },
-        database: DatabaseConfig { url: db_url },
+        database: DatabaseConfig {
+            url: db_url,
+            refresh_interval: Duration::from_millis(raw.database.refresh_interval_ms),
+        },
+        secrets: SecretsConfig { keyring },
         request_log: RequestLogConfig {
             capacity: raw.request_log.capacity,
             batch_size: raw.request_log.batch_size,
             flush_interval: Duration::from_millis(raw.request_log.flush_interval_ms),
+            max_age: days(raw.request_log.retention_days),
+            max_rows: (raw.request_log.max_rows > 0).then_some(raw.request_log.max_rows),
+            hourly_usage_max_age: days(raw.request_log.hourly_usage_days),
+            capture_max_bytes: raw.request_log.capture_max_kib.saturating_mul(1024),
         },
         plugins: PluginsConfig {
             dir: raw.plugins.dir,
@@ -1015,7 +900,10 @@ fn validate(
             debounce: Duration::from_millis(raw.plugins.debounce_ms),
             rescan_interval: Duration::from_secs(raw.plugins.rescan_interval_s.max(1)),
         },
-        auth: AuthConfig { client_keys },
+        auth: AuthConfig {
+            client_keys,
+            allow_open: raw.auth.allow_open,
+        },
         upstream: UpstreamConfig {
             connect_timeout: Duration::from_millis(raw.upstream.connect_timeout_ms),
             header_timeout: Duration::from_millis(raw.upstream.header_timeout_ms),
@@ -1027,8 +915,11 @@ fn validate(
             format: raw.logging.format,
             filter: raw.logging.filter,
         },
-        providers,
-        models,
+        providers: compiled.providers,
+        models: compiled.models,
+        provider_specs: raw.providers.clone(),
+        model_specs: raw.models.clone(),
+        routing: retry,
         health,
         admin: AdminConfig { token: admin_token },
         warnings,
@@ -1036,101 +927,12 @@ fn validate(
 }
 
 /// A lower-cased header name, if `name` is one.
-fn http_header_name(name: &str) -> Option<String> {
+pub(crate) fn http_header_name(name: &str) -> Option<String> {
     let ok = !name.is_empty()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     ok.then(|| name.to_ascii_lowercase())
-}
-
-/// Headers a target may not set: the host owns framing and credentials.
-const RESERVED_HEADERS: &[&str] = &[
-    "authorization",
-    "x-api-key",
-    "x-goog-api-key",
-    "api-key",
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-];
-
-fn target(
-    rt: &RawTarget,
-    key: &dyn Fn(&str) -> String,
-    problem: &mut dyn FnMut(String, String),
-) -> Target {
-    let mut capabilities = None;
-    if let Some(list) = &rt.capabilities {
-        let mut caps = Vec::new();
-        for (k, c) in list.iter().enumerate() {
-            match Capability::ALL.iter().find(|x| x.as_str() == c) {
-                Some(x) => caps.push(*x),
-                None => problem(
-                    key(&format!("capabilities[{k}]")),
-                    format!(
-                        "unknown capability {c:?} (known: {})",
-                        Capability::ALL.map(Capability::as_str).join(", ")
-                    ),
-                ),
-            }
-        }
-        capabilities = Some(caps);
-    }
-    let mut headers = Vec::new();
-    for (name, value) in &rt.headers {
-        match http_header_name(name) {
-            Some(n) if RESERVED_HEADERS.contains(&n.as_str()) => problem(
-                key(&format!("headers.{name}")),
-                "is set by the gateway (credentials and framing)".into(),
-            ),
-            Some(n)
-                if value
-                    .bytes()
-                    .all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) =>
-            {
-                headers.push((n, value.clone()));
-            }
-            Some(_) => problem(
-                key(&format!("headers.{name}")),
-                "the value must be visible ASCII".into(),
-            ),
-            None => problem(key(&format!("headers.{name}")), "not a header name".into()),
-        }
-    }
-    for f in ["model", "stream", "messages"] {
-        if rt.set.contains_key(f) || rt.remove.iter().any(|r| r == f) {
-            problem(
-                key(f),
-                format!("`{f}` cannot be overridden (the gateway sets it)"),
-            );
-        }
-    }
-    let positive = |v: Option<u64>, f: &str, problem: &mut dyn FnMut(String, String)| {
-        if v == Some(0) {
-            problem(key(f), "must be > 0".into());
-        }
-        v.filter(|&ms| ms > 0).map(Duration::from_millis)
-    };
-    let timeout = positive(rt.timeout_ms, "timeout_ms", problem);
-    let ttft_timeout = positive(rt.ttft_timeout_ms, "ttft_timeout_ms", problem);
-    Target {
-        provider: 0,
-        upstream_model: rt.model.clone(),
-        weight: rt.weight,
-        priority: rt.priority,
-        overrides: Overrides {
-            set: rt.set.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            remove: rt.remove.clone(),
-            cap: rt.cap.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-        },
-        headers,
-        capabilities,
-        timeout,
-        ttft_timeout,
-    }
 }
 
 fn retry_policy(r: &RawRouting, problem: &mut dyn FnMut(String, String)) -> RetryPolicy {
@@ -1322,9 +1124,19 @@ mod tests {
 
     #[test]
     fn an_open_api_on_a_public_address_needs_consent() {
-        let errs = problems("[server]\nlisten = \"0.0.0.0:8080\"\n");
-        assert!(errs[0].contains("auth.client_keys"), "{errs:?}");
-        assert!(load("[server]\nlisten = \"0.0.0.0:8080\"\n[auth]\nallow_open = true\n").is_ok());
+        let closed = load("[server]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+        assert!(!closed.auth.allow_open);
+        assert!(
+            closed
+                .warnings
+                .iter()
+                .any(|w| w.contains("refused until a client key")),
+            "{:?}",
+            closed.warnings
+        );
+        let open =
+            load("[server]\nlisten = \"0.0.0.0:8080\"\n[auth]\nallow_open = true\n").unwrap();
+        assert!(open.auth.allow_open);
     }
 
     #[test]

@@ -51,13 +51,33 @@ pub async fn serve(
     let store = orch_store::Store::connect(config.database.url.expose_secret())
         .await
         .context("cannot open the database")?;
+    orch_api::import_file(&store, &config)
+        .await
+        .context("cannot import the configuration file's providers and models")?;
+    let snapshot = store
+        .snapshot()
+        .await
+        .context("cannot read the catalogue")?;
+    orch_api::check_sealed_keys(&snapshot, config.secrets.keyring.as_deref()).map_err(|e| {
+        anyhow::anyhow!("{e}; the master key ([secrets] master_key) is wrong or missing")
+    })?;
     let (log, log_task) = orch_store::LogWriter::start(
-        store,
+        store.clone(),
         orch_store::LogWriterConfig {
             capacity: config.request_log.capacity,
             batch_size: config.request_log.batch_size,
             flush_interval: config.request_log.flush_interval,
+            max_body_bytes: config.request_log.capture_max_bytes,
             ..orch_store::LogWriterConfig::default()
+        },
+    );
+    let retention = orch_store::spawn_retention(
+        store.clone(),
+        orch_store::RetentionConfig {
+            max_age: config.request_log.max_age,
+            max_rows: config.request_log.max_rows,
+            hourly_max_age: config.request_log.hourly_usage_max_age,
+            ..orch_store::RetentionConfig::default()
         },
     );
 
@@ -96,9 +116,19 @@ pub async fn serve(
             plugins: plugins.clone(),
             upstream,
             log: log.clone(),
+            store: Some(store.clone()),
+            keyring: config.secrets.keyring.clone(),
         },
     );
+    state
+        .load_catalog()
+        .await
+        .map_err(|e| anyhow::anyhow!("the database's catalogue does not load: {e}"))?;
     let probes = tokio::spawn(orch_api::run_probes(state.clone()));
+    let refresh = tokio::spawn(orch_api::run_refresh(
+        state.clone(),
+        config.database.refresh_interval,
+    ));
     let app = orch_api::router(state);
 
     let local = listener.local_addr()?;
@@ -140,6 +170,8 @@ pub async fn serve(
     }
     drop(listener);
     probes.abort();
+    refresh.abort();
+    retention.abort();
     tracing::info!(
         grace_ms = config.server.shutdown_grace.as_millis() as u64,
         "shutting down; draining in-flight requests"

@@ -68,6 +68,35 @@ pub enum StoreError {
         /// The offending value, rendered as text.
         value: String,
     },
+
+    /// A catalogue change names a row that does not exist.
+    #[error("{entity} `{name}` does not exist")]
+    NotFound {
+        /// Kind of row, e.g. `provider`.
+        entity: &'static str,
+        /// Its name (for client keys, the id).
+        name: String,
+    },
+
+    /// A catalogue change would store a second row with the same unique key.
+    #[error("{entity} `{name}` already exists")]
+    Conflict {
+        /// Kind of row, e.g. `client key`.
+        entity: &'static str,
+        /// The row's name (for provider keys, the masked key).
+        name: String,
+    },
+
+    /// A catalogue row cannot be deleted while another row refers to it.
+    #[error("{entity} `{name}` is still used by `{by}`")]
+    InUse {
+        /// Kind of row, e.g. `provider`.
+        entity: &'static str,
+        /// Its name.
+        name: String,
+        /// Name of one row that refers to it (for a provider: a model routing to it).
+        by: String,
+    },
 }
 
 /// Displays an error followed by each of its sources, `outer: inner: innermost`,

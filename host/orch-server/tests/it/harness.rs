@@ -42,6 +42,10 @@ pub struct Spec {
     pub request_timeout_ms: Option<u64>,
     /// `upstream.idle_timeout_ms` (default 5 s).
     pub idle_timeout_ms: Option<u64>,
+    /// `[admin] token` (a literal in tests).
+    pub admin_token: Option<String>,
+    /// `[secrets] master_key` (a literal in tests).
+    pub master_key: Option<String>,
 }
 
 impl Spec {
@@ -104,8 +108,18 @@ fn toml_str(s: &str) -> String {
 
 impl Gateway {
     pub async fn start(spec: Spec) -> Gateway {
+        Self::start_in(spec, TempDir::new().expect("tempdir")).await
+    }
+
+    /// Start on an existing data folder (a restart).
+    pub async fn start_in(spec: Spec, data: TempDir) -> Gateway {
+        let (config, plugins) = Self::configure(&spec, &data);
+        Self::launch(config, plugins, data).await
+    }
+
+    /// The configuration a spec makes, with its plugins folder.
+    pub fn configure(spec: &Spec, data: &TempDir) -> (Config, TempDir) {
         let plugins = TempDir::new().expect("tempdir");
-        let data = TempDir::new().expect("tempdir");
         for (src, name) in &spec.plugins {
             std::fs::copy(src, plugins.path().join(name)).expect("copy plugin");
         }
@@ -157,9 +171,19 @@ impl Gateway {
                 targets.join(", ")
             ));
         }
+        if let Some(t) = &spec.admin_token {
+            toml.push_str(&format!("[admin]\ntoken = {}\n", toml_str(t)));
+        }
+        if let Some(k) = &spec.master_key {
+            toml.push_str(&format!("[secrets]\nmaster_key = {}\n", toml_str(k)));
+        }
         toml.push_str(&spec.extra);
         let config = Config::from_toml(Path::new("test.toml"), &toml, &|_| None)
             .unwrap_or_else(|e| panic!("test config invalid: {e}\n{toml}"));
+        (config, plugins)
+    }
+
+    async fn launch(config: Config, plugins: TempDir, data: TempDir) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -206,6 +230,21 @@ impl Gateway {
             .expect("request");
         assert_eq!(r.status(), 200);
         r.json().await.expect("json")
+    }
+
+    /// An admin API request with the token; `body` as JSON when given.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request")
     }
 
     pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {

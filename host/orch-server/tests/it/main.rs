@@ -8,6 +8,7 @@
     reason = "test helpers fail the test that calls them"
 )]
 
+mod admin;
 mod api;
 mod dialects;
 mod failover;

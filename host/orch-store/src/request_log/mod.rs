@@ -1,16 +1,26 @@
 //! The request log: one row per client request, written off the request path
 //! by [`LogWriter`] and read back by the admin API.
+//!
+//! Every batch is written in one transaction together with its usage rollups
+//! ([`crate::usage`]) and any captured bodies ([`bodies`]), so a retried batch
+//! never counts twice and a failed one leaves no trace. [`query`] reads the
+//! log back page by page; [`retention`] deletes old rows in small batches.
 
+pub mod bodies;
+pub mod query;
+pub mod retention;
 mod writer;
 
 use std::str::FromStr;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 
+use self::bodies::{CapturedBodies, bodies_statement, max_bodies_per_insert};
 pub use self::writer::{LogWriter, LogWriterConfig, LogWriterStats};
 use crate::database_url::Dialect;
 use crate::error::StoreError;
 use crate::store::{Store, with_pool};
+use crate::usage::{Rollups, max_rollups_per_upsert, upsert_statement};
 
 /// Longest text value stored, in characters; longer values are cut when written.
 ///
@@ -20,15 +30,18 @@ use crate::store::{Store, with_pool};
 pub const MAX_TEXT_CHARS: usize = 255;
 
 /// Bind parameters per row: every column except `id`.
-const COLUMNS_PER_ROW: usize = 17;
+const COLUMNS_PER_ROW: usize = 18;
 
 const INSERT_PREFIX: &str = "INSERT INTO request_log (ts_ms, request_id, ingress_dialect, \
      requested_model, provider, upstream_model, plugin, status, error_class, attempts, \
-     latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, streamed, outcome) ";
+     latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, streamed, outcome, \
+     client_key_id) ";
 
-const SELECT_PREFIX: &str = "SELECT ts_ms, request_id, ingress_dialect, requested_model, \
+/// Selects `id` and every column [`decode_row`] reads.
+const SELECT_PREFIX: &str = "SELECT id, ts_ms, request_id, ingress_dialect, requested_model, \
      provider, upstream_model, plugin, status, error_class, attempts, latency_us, ttft_us, \
-     input_tokens, output_tokens, cached_tokens, streamed, outcome FROM request_log ";
+     input_tokens, output_tokens, cached_tokens, streamed, outcome, client_key_id \
+     FROM request_log ";
 
 /// One handled client request.
 ///
@@ -72,6 +85,19 @@ pub struct RequestLogRecord {
     pub streamed: bool,
     /// How the request ended.
     pub outcome: Outcome,
+    /// The client key that authenticated the request (the catalogue's id), if
+    /// any. Not a foreign key: logs outlive deleted keys.
+    pub client_key_id: Option<i64>,
+}
+
+/// A record and, when body capture is on, the bodies of its request; what
+/// [`LogWriter`] queues and [`Store::insert_log_entries`] writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    /// The request-log row.
+    pub record: RequestLogRecord,
+    /// The captured request and response bodies, if captured.
+    pub bodies: Option<CapturedBodies>,
 }
 
 /// How a request ended.
@@ -129,26 +155,56 @@ pub(crate) fn max_rows_per_insert(dialect: Dialect) -> usize {
 }
 
 impl Store {
-    /// Inserts `rows`, one multi-row `INSERT` per chunk that fits the dialect's
-    /// bind-parameter limit; several chunks run in one transaction.
+    /// Inserts `rows` and adds them to the usage rollups, in one transaction.
     ///
     /// Awaits the database: never call this on the request path — push to a
     /// [`LogWriter`] instead.
     pub async fn insert_request_logs(&self, rows: &[RequestLogRecord]) -> Result<(), StoreError> {
-        let max_rows = max_rows_per_insert(self.dialect());
-        if rows.is_empty() {
+        let records: Vec<&RequestLogRecord> = rows.iter().collect();
+        self.write_batch(&records, &[]).await
+    }
+
+    /// Inserts the entries' records and captured bodies and adds the records
+    /// to the usage rollups, all in one transaction: if any statement fails,
+    /// nothing is written, so the batch can be retried without counting twice.
+    ///
+    /// Bodies are stored as given (minus NUL characters); [`LogWriter`] is what
+    /// cuts them to its configured size.
+    pub async fn insert_log_entries(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
+        let records: Vec<&RequestLogRecord> = entries.iter().map(|e| &e.record).collect();
+        let bodies: Vec<(&RequestLogRecord, &CapturedBodies)> = entries
+            .iter()
+            .filter_map(|e| e.bodies.as_ref().map(|b| (&e.record, b)))
+            .collect();
+        self.write_batch(&records, &bodies).await
+    }
+
+    /// Writes log rows, then rollups, then bodies, in one transaction; each in
+    /// multi-row statements that fit the dialect's bind-parameter limit.
+    async fn write_batch(
+        &self,
+        records: &[&RequestLogRecord],
+        bodies: &[(&RequestLogRecord, &CapturedBodies)],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() {
             return Ok(());
         }
+        let dialect = self.dialect();
+        let rollups = Rollups::of(records.iter().copied());
         with_pool!(&self.backend, pool => {
-            if rows.len() <= max_rows {
-                insert_statement(rows).build().execute(pool).await?;
-            } else {
-                let mut tx = pool.begin().await?;
-                for chunk in rows.chunks(max_rows) {
-                    insert_statement(chunk).build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
+            let mut tx = pool.begin().await?;
+            for chunk in records.chunks(max_rows_per_insert(dialect)) {
+                insert_statement(chunk).build().execute(&mut *tx).await?;
             }
+            for (bucket, rows) in rollups.tables() {
+                for chunk in rows.chunks(max_rollups_per_upsert(dialect)) {
+                    upsert_statement(dialect, bucket, chunk).build().execute(&mut *tx).await?;
+                }
+            }
+            for chunk in bodies.chunks(max_bodies_per_insert(dialect)) {
+                bodies_statement(chunk).build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -181,7 +237,7 @@ impl Store {
 }
 
 /// Builds `INSERT INTO request_log (...) VALUES (...), (...)` with every value bound.
-fn insert_statement<'args, DB>(rows: &[RequestLogRecord]) -> QueryBuilder<'args, DB>
+fn insert_statement<'args, DB>(rows: &[&RequestLogRecord]) -> QueryBuilder<'args, DB>
 where
     DB: Database,
     DB::Arguments<'args>: Default,
@@ -210,17 +266,18 @@ where
             .push_bind(rec.output_tokens.map(i64::from))
             .push_bind(rec.cached_tokens.map(i64::from))
             .push_bind(rec.streamed)
-            .push_bind(rec.outcome.as_str().to_owned());
+            .push_bind(rec.outcome.as_str().to_owned())
+            .push_bind(rec.client_key_id);
     });
     query
 }
 
-fn saturating_i64(value: u64) -> i64 {
+pub(crate) fn saturating_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Drops NUL characters and cuts to [`MAX_TEXT_CHARS`] characters.
-fn clean_text(value: &str) -> String {
+pub(crate) fn clean_text(value: &str) -> String {
     value
         .chars()
         .filter(|&c| c != '\0')
@@ -228,7 +285,7 @@ fn clean_text(value: &str) -> String {
         .collect()
 }
 
-/// Reads one row selected with [`SELECT_PREFIX`]'s column list.
+/// Reads one row selected with [`SELECT_PREFIX`]'s column list (all but `id`).
 fn decode_row<'r, R>(row: &'r R) -> Result<RequestLogRecord, StoreError>
 where
     R: Row,
@@ -281,6 +338,7 @@ where
         )?,
         streamed: row.try_get("streamed")?,
         outcome: row.try_get::<String, _>("outcome")?.parse()?,
+        client_key_id: row.try_get("client_key_id")?,
     })
 }
 
@@ -347,8 +405,9 @@ mod tests {
             cached_tokens: None,
             streamed: false,
             outcome: Outcome::Ok,
+            client_key_id: Some(7),
         };
-        let query = insert_statement::<sqlx::Postgres>(&[rec.clone(), rec]);
+        let query = insert_statement::<sqlx::Postgres>(&[&rec, &rec]);
         let sql = query.sql();
         assert!(sql.contains(&format!("${}", 2 * COLUMNS_PER_ROW)), "{sql}");
         assert!(

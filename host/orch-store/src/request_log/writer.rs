@@ -1,7 +1,8 @@
 //! [`LogWriter`]: the request path's only contact with the database.
 //!
 //! Request tasks hand records to a bounded lock-free queue and return at once;
-//! one background task drains the queue in multi-row `INSERT`s. When the
+//! one background task drains the queue in batches, each one transaction of
+//! multi-row `INSERT`s plus its usage rollups and captured bodies. When the
 //! database is slow or down the queue fills and the oldest records are dropped
 //! (and counted) — requests never wait for the log.
 
@@ -14,7 +15,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::{RequestLogRecord, max_rows_per_insert};
+use super::bodies::CapturedBodies;
+use super::{LogEntry, RequestLogRecord, max_rows_per_insert};
 use crate::error::{ErrorChain, StoreError};
 use crate::store::Store;
 
@@ -32,9 +34,12 @@ pub struct LogWriterConfig {
     pub batch_size: usize,
     /// Longest time a record waits in the queue when traffic is light.
     pub flush_interval: Duration,
-    /// Longest one `INSERT` attempt may take (pool wait included) before it
+    /// Longest one batch's write (pool wait included) may take before it
     /// counts as a write error.
     pub write_timeout: Duration,
+    /// Longest captured body kept, in bytes; longer ones are cut on a
+    /// character boundary when pushed. At most 16 MiB on MySQL (MEDIUMTEXT).
+    pub max_body_bytes: usize,
 }
 
 impl Default for LogWriterConfig {
@@ -44,6 +49,7 @@ impl Default for LogWriterConfig {
             batch_size: 256,
             flush_interval: Duration::from_millis(200),
             write_timeout: Duration::from_secs(10),
+            max_body_bytes: 16 * 1024,
         }
     }
 }
@@ -58,7 +64,7 @@ pub struct LogWriterStats {
     /// Records lost: pushed out of a full queue, in a batch that failed twice,
     /// or still unwritten when a shutdown timed out.
     pub dropped: u64,
-    /// Failed `INSERT` attempts (a dropped batch counts two: try and retry).
+    /// Failed batch writes (a dropped batch counts two: try and retry).
     pub write_errors: u64,
 }
 
@@ -71,7 +77,9 @@ pub struct LogWriter {
 /// State shared by every handle and the background task.
 #[derive(Debug)]
 struct Shared {
-    queue: ArrayQueue<RequestLogRecord>,
+    queue: ArrayQueue<LogEntry>,
+    /// [`LogWriterConfig::max_body_bytes`].
+    max_body_bytes: usize,
     /// Queue length at which a push wakes the task before the interval elapses.
     wake_threshold: usize,
     wake: Notify,
@@ -105,6 +113,7 @@ impl LogWriter {
         let (finished_tx, finished) = watch::channel(());
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(config.capacity.max(1)),
+            max_body_bytes: config.max_body_bytes,
             wake_threshold: batch_size,
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),
@@ -130,8 +139,23 @@ impl LogWriter {
     /// Queues `record` for writing. Never blocks, awaits or locks: when the
     /// queue is full the oldest record is dropped (and counted) to make room.
     pub fn push(&self, record: RequestLogRecord) {
+        self.push_with_bodies(record, None);
+    }
+
+    /// Like [`LogWriter::push`], also storing the request's captured bodies
+    /// (if `Some`), cut here to [`LogWriterConfig::max_body_bytes`] so the
+    /// queue never holds more. Written in the same transaction as the record.
+    pub fn push_with_bodies(&self, record: RequestLogRecord, bodies: Option<CapturedBodies>) {
         let shared = &*self.shared;
-        if shared.queue.force_push(record).is_some() {
+        let bodies = bodies.map(|mut bodies| {
+            bodies.truncate(shared.max_body_bytes);
+            bodies
+        });
+        if shared
+            .queue
+            .force_push(LogEntry { record, bodies })
+            .is_some()
+        {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
         if shared.queue.len() >= shared.wake_threshold
@@ -258,7 +282,7 @@ impl BatchTask {
     }
 
     /// Writes one batch, retrying once; counts it as written or dropped.
-    async fn write(&self, batch: &[RequestLogRecord]) {
+    async fn write(&self, batch: &[LogEntry]) {
         let rows = batch.len() as u64;
         let result = match self.attempt(batch).await {
             Ok(()) => Ok(()),
@@ -292,8 +316,10 @@ impl BatchTask {
         }
     }
 
-    async fn attempt(&self, batch: &[RequestLogRecord]) -> Result<(), StoreError> {
-        tokio::time::timeout(self.write_timeout, self.store.insert_request_logs(batch))
+    /// One transaction writing the batch's rows, rollups and bodies; a
+    /// timed-out attempt is rolled back when its transaction is dropped.
+    async fn attempt(&self, batch: &[LogEntry]) -> Result<(), StoreError> {
+        tokio::time::timeout(self.write_timeout, self.store.insert_log_entries(batch))
             .await
             .unwrap_or(Err(StoreError::Timeout(self.write_timeout)))
     }

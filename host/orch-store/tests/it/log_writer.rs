@@ -1,9 +1,20 @@
-//! `LogWriter` against live databases: round trip, batching, overflow, shutdown.
+//! `LogWriter` and the request log against live databases: round trip,
+//! batching, overflow, shutdown, filtered pages, captured bodies, retention.
+
+// Helpers outside `#[test]` functions: a failed step must fail the test.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers; a failed step fails the test"
+)]
 
 use std::time::Duration;
 
 use orch_store::request_log::MAX_TEXT_CHARS;
-use orch_store::{LogWriter, LogWriterConfig, LogWriterStats, Outcome, RequestLogRecord};
+use orch_store::{
+    Bucket, CapturedBodies, LogEntry, LogQuery, LogWriter, LogWriterConfig, LogWriterStats,
+    LoggedRequest, Outcome, RequestLogRecord, RetentionConfig, StatusFilter, UsageQuery,
+    spawn_retention,
+};
 
 use crate::support::{Target, each_store, record, stored_sorted};
 
@@ -51,6 +62,7 @@ fn extreme_records() -> Vec<RequestLogRecord> {
         cached_tokens: Some(u32::MAX),
         streamed: true,
         outcome: Outcome::Partial,
+        client_key_id: Some(i64::MAX),
     };
     let empty = RequestLogRecord {
         ts_ms: i64::MIN,
@@ -70,6 +82,7 @@ fn extreme_records() -> Vec<RequestLogRecord> {
         cached_tokens: None,
         streamed: false,
         outcome: Outcome::Cancelled,
+        client_key_id: Some(i64::MIN),
     };
     vec![full, empty]
 }
@@ -273,6 +286,416 @@ async fn many_tasks_push_through_clones() {
             .collect();
         expected.sort_by(|a, b| a.request_id.cmp(&b.request_id));
         assert_eq!(stored_sorted(&target.store).await, expected);
+    })
+    .await;
+}
+
+/// Records with few distinct values, so every filter combination matches
+/// some; many share a millisecond, so pages split ties.
+fn query_records(count: u32) -> Vec<RequestLogRecord> {
+    (0..count)
+        .map(|i| {
+            let mut rec = record(i);
+            rec.ts_ms = BASE_MS + i64::from(i / 3) * 10;
+            rec.requested_model = ["m-a", "m-b", "m-c"][(i % 3) as usize].to_owned();
+            rec.provider =
+                [None, Some("p1"), Some("p2"), Some("p1")][(i % 4) as usize].map(str::to_owned);
+            rec.client_key_id = [None, Some(1), Some(2), Some(3), Some(1)][(i % 5) as usize];
+            rec.status = [200, 200, 429, 500, 502, 404, 200][(i % 7) as usize];
+            rec
+        })
+        .collect()
+}
+
+const BASE_MS: i64 = 1_750_000_000_000;
+
+/// Whether `rec` matches `query` (ignoring its cursor and limit).
+fn matches(query: &LogQuery, rec: &RequestLogRecord) -> bool {
+    let status_ok = match query.status {
+        None => true,
+        Some(StatusFilter::Exact(s)) => rec.status == s,
+        Some(StatusFilter::Class(c)) => rec.status / 100 == u16::from(c),
+    };
+    query.since_ms.is_none_or(|t| rec.ts_ms >= t)
+        && query.until_ms.is_none_or(|t| rec.ts_ms < t)
+        && query
+            .model
+            .as_ref()
+            .is_none_or(|m| *m == rec.requested_model)
+        && query
+            .provider
+            .as_ref()
+            .is_none_or(|p| Some(p) == rec.provider.as_ref())
+        && query
+            .client_key_id
+            .is_none_or(|k| Some(k) == rec.client_key_id)
+        && status_ok
+}
+
+/// Every filter combination the admin API can send.
+fn log_queries() -> Vec<LogQuery> {
+    let mut queries = Vec::new();
+    for range in [None, Some((BASE_MS + 200, BASE_MS + 1_500))] {
+        for model in [None, Some("m-c")] {
+            for provider in [None, Some("p1")] {
+                for key in [None, Some(1)] {
+                    for status in [
+                        None,
+                        Some(StatusFilter::Exact(200)),
+                        Some(StatusFilter::Class(5)),
+                    ] {
+                        queries.push(LogQuery {
+                            since_ms: range.map(|r| r.0),
+                            until_ms: range.map(|r| r.1),
+                            model: model.map(str::to_owned),
+                            provider: provider.map(str::to_owned),
+                            client_key_id: key,
+                            status,
+                            before: None,
+                            limit: 7,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    queries
+}
+
+/// Follows cursors until a page comes back short; returns every row.
+async fn all_pages(target: &Target, query: &LogQuery) -> Vec<LoggedRequest> {
+    let mut rows: Vec<LoggedRequest> = Vec::new();
+    let mut query = query.clone();
+    loop {
+        let page = target.store.query_request_logs(&query).await.unwrap();
+        assert!(page.len() <= query.limit as usize);
+        let last = page.last().map(LoggedRequest::cursor);
+        let full = page.len() == query.limit as usize;
+        rows.extend(page);
+        match last {
+            Some(cursor) if full => query.before = Some(cursor),
+            _ => return rows,
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_filter_combination_pages_through_each_match_once() {
+    each_store(|target: Target| async move {
+        let records = query_records(700);
+        for chunk in records.chunks(100) {
+            target.store.insert_request_logs(chunk).await.unwrap();
+        }
+        for query in log_queries() {
+            let rows = all_pages(&target, &query).await;
+            // Newest first; within a millisecond, later writes first.
+            let mut expected: Vec<(usize, &RequestLogRecord)> = records
+                .iter()
+                .enumerate()
+                .filter(|(_, rec)| matches(&query, rec))
+                .collect();
+            expected.sort_by_key(|(i, rec)| std::cmp::Reverse((rec.ts_ms, *i)));
+            assert!(!expected.is_empty(), "{query:?} matches nothing");
+            let got: Vec<&RequestLogRecord> = rows.iter().map(|r| &r.record).collect();
+            let want: Vec<&RequestLogRecord> = expected.iter().map(|(_, rec)| *rec).collect();
+            assert_eq!(got, want, "{query:?}");
+            assert!(
+                rows.windows(2)
+                    .all(|w| w[0].cursor().ts_ms > w[1].cursor().ts_ms || w[0].id > w[1].id),
+                "{query:?}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pages_are_stable_while_new_rows_arrive() {
+    each_store(|target: Target| async move {
+        let records = query_records(60);
+        target.store.insert_request_logs(&records).await.unwrap();
+        let query = LogQuery {
+            limit: 25,
+            ..LogQuery::default()
+        };
+        let first = target.store.query_request_logs(&query).await.unwrap();
+        // Newer rows, and rows sharing the cursor's millisecond, arrive meanwhile.
+        let mut late = query_records(3);
+        for rec in &mut late {
+            rec.ts_ms = first.last().unwrap().record.ts_ms;
+            rec.request_id = format!("late-{}", rec.request_id);
+        }
+        late.push(RequestLogRecord {
+            ts_ms: BASE_MS + 1_000_000,
+            ..record(99)
+        });
+        target.store.insert_request_logs(&late).await.unwrap();
+
+        let mut seen: Vec<String> = first.iter().map(|r| r.record.request_id.clone()).collect();
+        let rest = all_pages(
+            &target,
+            &LogQuery {
+                before: first.last().map(LoggedRequest::cursor),
+                ..query
+            },
+        )
+        .await;
+        seen.extend(rest.into_iter().map(|r| r.record.request_id));
+        let mut originals: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
+        seen.sort();
+        originals.sort();
+        assert_eq!(seen, originals);
+        assert!(
+            target
+                .store
+                .query_request_logs(&LogQuery {
+                    limit: 0,
+                    ..LogQuery::default()
+                })
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn captured_bodies_are_cut_on_a_character_boundary() {
+    each_store(|target: Target| async move {
+        let config = LogWriterConfig {
+            max_body_bytes: 9,
+            ..LogWriterConfig::default()
+        };
+        let (writer, _task) = LogWriter::start(target.store.clone(), config);
+        // "é" is 2 bytes: 9 bytes hold 4 of them; "🚀" is 4 bytes: 2 fit.
+        writer.push_with_bodies(
+            record(1),
+            Some(CapturedBodies {
+                request: "é".repeat(20),
+                response: "🚀🚀🚀".to_owned(),
+            }),
+        );
+        writer.push_with_bodies(
+            record(2),
+            Some(CapturedBodies {
+                request: "a\0b".to_owned(),
+                response: String::new(),
+            }),
+        );
+        writer.push_with_bodies(record(3), None);
+        writer.push(record(4));
+        // The same request id again: the newer bodies win.
+        writer.push_with_bodies(
+            record(2),
+            Some(CapturedBodies {
+                request: "again".to_owned(),
+                response: "ok".to_owned(),
+            }),
+        );
+        assert_eq!(writer.shutdown(SHUTDOWN).await.written, 5);
+
+        let store = &target.store;
+        let first = store.request_bodies(&record(1).request_id).await.unwrap();
+        assert_eq!(
+            first,
+            Some(CapturedBodies {
+                request: "éééé".to_owned(),
+                response: "🚀🚀".to_owned(),
+            })
+        );
+        let second = store.request_bodies(&record(2).request_id).await.unwrap();
+        assert_eq!(second.map(|b| b.request), Some("again".to_owned()));
+        assert_eq!(
+            store.request_bodies(&record(3).request_id).await.unwrap(),
+            None
+        );
+        assert_eq!(store.request_bodies("unknown").await.unwrap(), None);
+        assert_eq!(
+            target.scalar("SELECT COUNT(*) FROM request_bodies").await,
+            3
+        );
+        assert_eq!(
+            target
+                .scalar("SELECT COUNT(*) FROM request_bodies WHERE request_body = 'ab'")
+                .await,
+            1
+        );
+    })
+    .await;
+}
+
+/// Log rows one second apart, each with captured bodies.
+fn timed_entries(count: u32) -> Vec<LogEntry> {
+    (0..count)
+        .map(|i| LogEntry {
+            record: RequestLogRecord {
+                ts_ms: BASE_MS + i64::from(i) * 1000,
+                ..record(i)
+            },
+            bodies: Some(CapturedBodies {
+                request: format!("q{i}"),
+                response: format!("a{i}"),
+            }),
+        })
+        .collect()
+}
+
+async fn stored_ids(target: &Target) -> Vec<String> {
+    let mut ids: Vec<String> = target
+        .store
+        .recent_request_logs(u32::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn request_ids(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| record(i).request_id).collect()
+}
+
+#[tokio::test]
+async fn retention_by_age_deletes_exactly_the_older_rows_in_batches() {
+    each_store(|target: Target| async move {
+        let store = &target.store;
+        store.insert_log_entries(&timed_entries(250)).await.unwrap();
+        let cutoff = BASE_MS + 100_000;
+        assert_eq!(store.delete_logs_before(cutoff, 7).await.unwrap(), 100);
+        assert_eq!(stored_ids(&target).await, request_ids(100..250));
+        assert_eq!(store.delete_logs_before(cutoff, 7).await.unwrap(), 0);
+
+        assert_eq!(store.delete_bodies_before(cutoff, 7).await.unwrap(), 100);
+        assert_eq!(
+            store.request_bodies(&record(99).request_id).await.unwrap(),
+            None
+        );
+        let kept = store.request_bodies(&record(100).request_id).await.unwrap();
+        assert_eq!(kept.map(|b| b.response), Some("a100".to_owned()));
+
+        // The 250 seconds fall in one hour: a cutoff at its start keeps its
+        // rollups, one just after deletes them all.
+        let hour = Bucket::Hour.start_of(BASE_MS);
+        assert_eq!(Bucket::Hour.start_of(BASE_MS + 250_000), hour);
+        let hourly_rows = target.scalar("SELECT COUNT(*) FROM usage_hourly").await;
+        assert!(hourly_rows > 3, "several batches: {hourly_rows}");
+        assert_eq!(store.delete_hourly_usage_before(hour, 3).await.unwrap(), 0);
+        let deleted = store.delete_hourly_usage_before(hour + 1, 3).await.unwrap();
+        assert_eq!(i64::try_from(deleted).unwrap(), hourly_rows);
+        assert_eq!(target.scalar("SELECT COUNT(*) FROM usage_hourly").await, 0);
+        // Daily rollups and the usage they report stay.
+        let day = UsageQuery {
+            since_ms: Bucket::Day.start_of(BASE_MS),
+            until_ms: BASE_MS + 86_400_000,
+            bucket: Bucket::Day,
+            group_by: Vec::new(),
+            model: None,
+            provider: None,
+            client_key_id: None,
+        };
+        let usage = store.usage(&day).await.unwrap();
+        assert_eq!(usage.iter().map(|r| r.requests).sum::<u64>(), 250);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retention_by_count_keeps_exactly_the_newest_rows() {
+    each_store(|target: Target| async move {
+        let store = &target.store;
+        store.insert_log_entries(&timed_entries(250)).await.unwrap();
+        assert_eq!(store.trim_logs_to(40, 7).await.unwrap(), 210);
+        assert_eq!(stored_ids(&target).await, request_ids(210..250));
+        assert_eq!(store.trim_logs_to(40, 7).await.unwrap(), 0);
+        assert_eq!(store.trim_logs_to(1000, 7).await.unwrap(), 0);
+
+        assert_eq!(store.trim_bodies_to(5, 2).await.unwrap(), 245);
+        assert_eq!(
+            target.scalar("SELECT COUNT(*) FROM request_bodies").await,
+            5
+        );
+        assert!(
+            store
+                .request_bodies(&record(245).request_id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            store.request_bodies(&record(244).request_id).await.unwrap(),
+            None
+        );
+
+        assert_eq!(store.trim_logs_to(0, 1000).await.unwrap(), 40);
+        assert_eq!(store.count_request_logs().await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_retention_task_applies_every_limit() {
+    each_store(|target: Target| async move {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        // 30 rows one hour apart, the newest now; bodies for each.
+        let entries: Vec<LogEntry> = (0..30u32)
+            .map(|i| LogEntry {
+                record: RequestLogRecord {
+                    ts_ms: now - i64::from(29 - i) * 3_600_000,
+                    ..record(i)
+                },
+                bodies: Some(CapturedBodies::default()),
+            })
+            .collect();
+        target.store.insert_log_entries(&entries).await.unwrap();
+        let hourly_age_ms = (5 * 3600 + 1800) * 1000;
+        // The hours not older than the hourly limit (5 or 6, depending on the
+        // minute); each holds the rollup row of one record.
+        let young_hours = (0..30)
+            .map(|i| Bucket::Hour.start_of(now - i * 3_600_000))
+            .filter(|bucket| *bucket >= now - hourly_age_ms)
+            .count() as i64;
+        let config = RetentionConfig {
+            // Rows 9..30 are younger than 20.5 hours; the count keeps 15 of them.
+            max_age: Some(Duration::from_secs(20 * 3600 + 1800)),
+            max_rows: Some(15),
+            hourly_max_age: Some(Duration::from_secs(5 * 3600 + 1800)),
+            batch: 4,
+            pause: Duration::from_millis(1),
+            interval: Duration::from_millis(50),
+        };
+        let daily_rows = target.scalar("SELECT COUNT(*) FROM usage_daily").await;
+        let task = spawn_retention(target.store.clone(), config);
+        let done = async {
+            while target.store.count_request_logs().await.unwrap() > 15
+                || target.scalar("SELECT COUNT(*) FROM request_bodies").await > 15
+                || target.scalar("SELECT COUNT(*) FROM usage_hourly").await > young_hours
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(SHUTDOWN, done)
+            .await
+            .expect("retention never reached its limits");
+        task.abort();
+        assert_eq!(stored_ids(&target).await, request_ids(15..30));
+        assert_eq!(
+            target.scalar("SELECT COUNT(*) FROM request_bodies").await,
+            15
+        );
+        assert_eq!(
+            target.scalar("SELECT COUNT(*) FROM usage_hourly").await,
+            young_hours
+        );
+        assert_eq!(
+            target.scalar("SELECT COUNT(*) FROM usage_daily").await,
+            daily_rows
+        );
     })
     .await;
 }

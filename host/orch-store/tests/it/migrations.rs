@@ -4,6 +4,9 @@ use orch_store::{Dialect, Store};
 
 use crate::support::{Target, each_store};
 
+/// Migrations per dialect: request log, catalogue, usage.
+const MIGRATIONS: i64 = 3;
+
 #[tokio::test]
 async fn migrations_are_idempotent_on_fresh_db_and_reconnect() {
     each_store(|target: Target| async move {
@@ -13,7 +16,7 @@ async fn migrations_are_idempotent_on_fresh_db_and_reconnect() {
         target.store.ping().await.unwrap();
         assert_eq!(
             target.scalar("SELECT COUNT(*) FROM _sqlx_migrations").await,
-            1
+            MIGRATIONS
         );
 
         // A second process connecting to the migrated database.
@@ -23,7 +26,7 @@ async fn migrations_are_idempotent_on_fresh_db_and_reconnect() {
         again.close().await;
         assert_eq!(
             target.scalar("SELECT COUNT(*) FROM _sqlx_migrations").await,
-            1
+            MIGRATIONS
         );
     })
     .await;

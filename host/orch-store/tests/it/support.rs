@@ -236,6 +236,7 @@ pub fn record(i: u32) -> RequestLogRecord {
         cached_tokens: i.is_multiple_of(4).then_some(i),
         streamed: i % 3 == 1,
         outcome,
+        client_key_id: i.is_multiple_of(3).then_some(i64::from(i % 11) + 1),
     }
 }
 
