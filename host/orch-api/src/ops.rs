@@ -102,5 +102,16 @@ pub(crate) async fn providers(State(state): State<AppState>, headers: HeaderMap)
             }));
         }
     }
-    Json(serde_json::json!({"providers": providers, "targets": targets})).into_response()
+    let log = state.services().log.stats();
+    Json(serde_json::json!({
+        "providers": providers,
+        "targets": targets,
+        "request_log": {
+            "queued": log.queued,
+            "written": log.written,
+            "dropped": log.dropped,
+            "write_errors": log.write_errors,
+        },
+    }))
+    .into_response()
 }

@@ -46,6 +46,8 @@ pub struct Spec {
     pub admin_token: Option<String>,
     /// `[secrets] master_key` (a literal in tests).
     pub master_key: Option<String>,
+    /// `[database] url` (default: SQLite in the data folder).
+    pub database_url: Option<String>,
 }
 
 impl Spec {
@@ -131,7 +133,12 @@ impl Gateway {
              [upstream]\nconnect_timeout_ms = 2000\nheader_timeout_ms = 10000\nidle_timeout_ms = {}\n\
              [auth]\nclient_keys = [{}]\n",
             spec.request_timeout_ms.unwrap_or(20_000),
-            toml_str(&format!("sqlite://{}", data.path().join("gw.db").display())),
+            toml_str(
+                &spec
+                    .database_url
+                    .clone()
+                    .unwrap_or_else(|| format!("sqlite://{}", data.path().join("gw.db").display()))
+            ),
             toml_str(&plugins.path().display().to_string()),
             spec.idle_timeout_ms.unwrap_or(5_000),
             spec.client_keys

@@ -10,6 +10,7 @@
 
 mod admin;
 mod api;
+mod db_outage;
 mod dialects;
 mod failover;
 mod faults;
