@@ -432,7 +432,7 @@ impl Default for RawDatabase {
     fn default() -> Self {
         RawDatabase {
             url: SecretRef("sqlite://data/orchestrator.db".into()),
-            refresh_interval_ms: 1_000,
+            refresh_interval_ms: 500,
         }
     }
 }

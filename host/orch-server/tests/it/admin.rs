@@ -8,6 +8,7 @@ use orch_fake_upstream::{FakeConfig, FakeUpstream};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::databases;
 use crate::harness::{Gateway, Spec, chat_body};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
@@ -16,7 +17,12 @@ const MASTER: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const CANARY: &str = "sk-CANARY-do-not-store-in-clear-7f3a9c";
 
 async fn gateway(fake: &FakeUpstream) -> Gateway {
+    gateway_on(fake, None).await
+}
+
+async fn gateway_on(fake: &FakeUpstream, database_url: Option<String>) -> Gateway {
     let mut spec = Spec::openai(&fake.base_url(), "fake-model");
+    spec.database_url = database_url;
     spec.admin_token = Some(ADMIN.into());
     spec.master_key = Some(MASTER.into());
     spec.client_keys = vec![CLIENT.into()];
@@ -115,9 +121,29 @@ async fn every_admin_route_needs_the_admin_token() {
 }
 
 #[tokio::test]
-async fn catalogue_changes_are_validated_served_and_audited() {
+async fn catalogue_changes_on_sqlite() {
+    catalogue_changes_are_validated_served_and_audited(None).await;
+}
+
+#[tokio::test]
+async fn catalogue_changes_on_postgres() {
+    if let Some(db) = databases::fresh(databases::POSTGRES, "admin").await {
+        catalogue_changes_are_validated_served_and_audited(Some(db.url(None))).await;
+        db.drop_now().await;
+    }
+}
+
+#[tokio::test]
+async fn catalogue_changes_on_mariadb() {
+    if let Some(db) = databases::fresh(databases::MYSQL, "admin").await {
+        catalogue_changes_are_validated_served_and_audited(Some(db.url(None))).await;
+        db.drop_now().await;
+    }
+}
+
+async fn catalogue_changes_are_validated_served_and_audited(database_url: Option<String>) {
     let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
-    let gw = gateway(&fake).await;
+    let gw = gateway_on(&fake, database_url).await;
     let base = fake.base_url();
 
     // A provider with a literal key (stored encrypted) and a model on it.

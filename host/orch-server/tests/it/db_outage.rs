@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 
 use orch_fake_upstream::{FakeConfig, FakeUpstream};
 use reqwest::Method;
-use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+use crate::databases;
 use crate::harness::{Gateway, Spec, chat_body};
 
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 const ADMIN: &str = "admin-token-0123456789abcdef";
 
 /// Forwards connections to PostgreSQL until cut; a cut drops every open
@@ -73,42 +72,15 @@ impl Drop for Proxy {
     }
 }
 
-/// A fresh database on the machine's PostgreSQL; `None` (a skip) when the
-/// server is not there, which fails instead under CI.
-async fn fresh_database(name: &str) -> Option<sqlx::PgConnection> {
-    let mut admin = match sqlx::PgConnection::connect(&format!("{POSTGRES}/test")).await {
-        Ok(c) => c,
-        Err(e) if orch_test_support::in_ci() => {
-            panic!("PostgreSQL is unreachable and CI is set: {e}")
-        }
-        Err(e) => {
-            eprintln!("notice: PostgreSQL is unreachable, skipping ({e})");
-            return None;
-        }
-    };
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    Some(admin)
-}
-
 #[tokio::test]
 async fn a_database_outage_fails_no_request_and_logging_resumes() {
-    let name = format!("orch_outage_{}", std::process::id());
-    let Some(mut admin) = fresh_database(&name).await else {
+    let Some(db) = databases::fresh(databases::POSTGRES, "outage").await else {
         return;
     };
     let proxy = Proxy::start().await;
     let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
     let mut spec = Spec::openai(&fake.base_url(), "fake-model");
-    spec.database_url = Some(format!(
-        "postgres://postgres@127.0.0.1:{}/{name}",
-        proxy.port
-    ));
+    spec.database_url = Some(db.url(Some(&format!("127.0.0.1:{}", proxy.port))));
     spec.admin_token = Some(ADMIN.into());
     let gw = Arc::new(Gateway::start(spec).await);
 
@@ -174,7 +146,5 @@ async fn a_database_outage_fails_no_request_and_logging_resumes() {
         Ok(gw) => drop(gw.stop().await),
         Err(_) => panic!("gateway still shared"),
     }
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
+    db.drop_now().await;
 }

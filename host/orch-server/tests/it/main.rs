@@ -10,6 +10,7 @@
 
 mod admin;
 mod api;
+mod databases;
 mod db_outage;
 mod dialects;
 mod failover;
@@ -17,4 +18,5 @@ mod faults;
 mod harness;
 mod hot_reload;
 mod plugin_faults;
+mod replicas;
 mod routing;
