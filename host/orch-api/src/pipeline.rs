@@ -1079,6 +1079,12 @@ fn plan(
     if !plan.steps.is_empty() {
         return Ok(plan);
     }
+    if route.targets.is_empty() {
+        return Err(ApiError::unavailable(format!(
+            "Every target of model `{}` is disabled, or on a disabled provider.",
+            crate::error::clip(&request.model, 200)
+        )));
+    }
     let loaded: Vec<_> = route
         .targets
         .iter()

@@ -35,11 +35,17 @@ enum Command {
         #[arg(long, short, env = "ORCH_CONFIG", default_value = orch_core::config::DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+    /// Print a new random master key for `[secrets] master_key` (base64).
+    GenMasterKey,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::GenMasterKey => {
+            println!("{}", orch_core::secrets::MasterKey::generate());
+            ExitCode::SUCCESS
+        }
         Command::CheckConfig { config } => match orch_core::config::Config::load(&config) {
             Ok(c) => {
                 for w in &c.warnings {

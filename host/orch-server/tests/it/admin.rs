@@ -245,6 +245,44 @@ async fn catalogue_changes_are_validated_served_and_audited(database_url: Option
         200
     );
 
+    // A disabled provider takes its targets out of service.
+    let r = gw
+        .admin(
+            Method::POST,
+            "/admin/v1/providers/api-prov/disable",
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = chat_as(&gw, CLIENT, chat_body("api-model", false)).await;
+    assert_eq!(r.status(), 503);
+    assert!(
+        json_of(r).await["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled")
+    );
+    let r = gw
+        .admin(
+            Method::POST,
+            "/admin/v1/providers/api-prov/enable",
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(
+        json_of(r).await["keys"].as_array().unwrap().len(),
+        1,
+        "keys survive"
+    );
+    assert_eq!(
+        chat_as(&gw, CLIENT, chat_body("api-model", false))
+            .await
+            .status(),
+        200
+    );
+
     // Targets by position.
     let r = gw
         .admin(

@@ -10,6 +10,7 @@
 
 mod admin;
 mod api;
+mod cli;
 mod databases;
 mod db_outage;
 mod dialects;

@@ -1,0 +1,34 @@
+//! The binary's operator commands.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_llm-orchestrator");
+
+#[test]
+fn gen_master_key_prints_a_usable_key_each_time_anew() {
+    let run = || {
+        let out = Command::new(BIN).arg("gen-master-key").output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (a, b) = (run(), run());
+    assert_ne!(a, b);
+    let key = orch_core::secrets::MasterKey::parse(&a).unwrap();
+    assert_eq!(key.id().len(), 16);
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[secrets]\nmaster_key = \"tooshort\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("secrets.master_key"), "{err}");
+    assert!(!err.contains("tooshort"), "the secret is not echoed: {err}");
+}
