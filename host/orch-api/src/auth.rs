@@ -7,7 +7,9 @@ use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, Dialect};
-use crate::state::{Client, Live, key_digest};
+use orch_core::clients::key_hash;
+
+use crate::state::{Client, Live};
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -105,7 +107,7 @@ pub(crate) fn authenticate(
     }
     let fail = || ApiError::unauthorized(how).in_dialect(dialect);
     let presented = presented.filter(|k| !k.is_empty()).ok_or_else(fail)?;
-    let digest = key_digest(presented);
+    let digest = key_hash(presented);
     if let Some(client) = live.clients.get(&digest) {
         return Ok(Some(client.clone()));
     }
@@ -132,7 +134,7 @@ pub(crate) fn authenticate_admin(live: &Live, headers: &HeaderMap) -> Result<(),
     let presented = bearer(headers)
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::unauthorized("`Authorization: Bearer <admin token>`"))?;
-    if bool::from(expected.ct_eq(&key_digest(presented))) {
+    if bool::from(expected.ct_eq(&key_hash(presented))) {
         Ok(())
     } else {
         Err(ApiError::unauthorized(

@@ -231,10 +231,17 @@ fn same_model(a: &ModelRow, b: &ModelRow) -> bool {
     strip(a) == strip(b)
 }
 
-fn audit(action: &str, entity: &str, name: &str, detail: serde_json::Value) -> AuditEntry {
+/// An audit row for a change `actor` made now.
+pub(crate) fn audit_entry(
+    actor: &str,
+    action: &str,
+    entity: &str,
+    name: &str,
+    detail: serde_json::Value,
+) -> AuditEntry {
     AuditEntry {
         ts_ms: now_ms(),
-        actor: FILE_ACTOR.into(),
+        actor: actor.into(),
         action: action.into(),
         entity: entity.into(),
         entity_name: name.into(),
@@ -266,7 +273,8 @@ pub(crate) fn import_changes(config: &Config, snap: &Snapshot) -> (Vec<Change>, 
             .is_none_or(|old| !same_provider(old, &row))
         {
             changes.push(Change::UpsertProvider(row));
-            log.push(audit(
+            log.push(audit_entry(
+                FILE_ACTOR,
                 "import",
                 "provider",
                 &spec.name,
@@ -291,7 +299,13 @@ pub(crate) fn import_changes(config: &Config, snap: &Snapshot) -> (Vec<Change>, 
             .is_none_or(|old| !same_model(old, &row))
         {
             changes.push(Change::UpsertModel(row));
-            log.push(audit("import", "model", &spec.name, serde_json::json!({})));
+            log.push(audit_entry(
+                FILE_ACTOR,
+                "import",
+                "model",
+                &spec.name,
+                serde_json::json!({}),
+            ));
         }
     }
     let in_file_model = |name: &str| config.model_specs.iter().any(|m| m.name == name);
@@ -303,7 +317,8 @@ pub(crate) fn import_changes(config: &Config, snap: &Snapshot) -> (Vec<Change>, 
     for m in &snap.models {
         if m.managed_by == ManagedBy::File && !in_file_model(&m.name) {
             changes.push(Change::DeleteModel(m.name.clone()));
-            log.push(audit(
+            log.push(audit_entry(
+                FILE_ACTOR,
                 "delete",
                 "model",
                 &m.name,
@@ -325,10 +340,11 @@ pub(crate) fn import_changes(config: &Config, snap: &Snapshot) -> (Vec<Change>, 
                 managed_by: ManagedBy::Api,
                 ..p.clone()
             }));
-            log.push(audit("handover", "provider", &p.name, serde_json::json!({"reason": "removed from the configuration file but used by API-managed models"})));
+            log.push(audit_entry(FILE_ACTOR, "handover", "provider", &p.name, serde_json::json!({"reason": "removed from the configuration file but used by API-managed models"})));
         } else {
             changes.push(Change::DeleteProvider(p.name.clone()));
-            log.push(audit(
+            log.push(audit_entry(
+                FILE_ACTOR,
                 "delete",
                 "provider",
                 &p.name,
@@ -496,10 +512,16 @@ pub(crate) async fn reload(state: &AppState) -> Result<i64, String> {
     let Some(store) = state.services().store.as_ref() else {
         return Ok(0);
     };
-    let snap = store.snapshot().await.map_err(|e| error_chain(&e))?;
+    let snap = store
+        .snapshot()
+        .await
+        .map_err(|e| orch_store::ErrorChain(&e).to_string())?;
     // Budgets of client keys start from what was spent this period (the
     // longest period, a month, began at most 31 days ago; `total` at 0).
-    let spend = store.spend_since(0).await.map_err(|e| error_chain(&e))?;
+    let spend = store
+        .spend_since(0)
+        .await
+        .map_err(|e| orch_store::ErrorChain(&e).to_string())?;
     let compiled = compile_snapshot(
         &snap,
         state.file_side(),
@@ -542,7 +564,7 @@ pub async fn run_refresh(state: AppState, interval: Duration) {
             Err(e) if !down => {
                 tracing::warn!(
                     "database unreachable, serving the cached catalogue: {}",
-                    error_chain(&e)
+                    orch_store::ErrorChain(&e).to_string()
                 );
                 down = true;
                 continue;
@@ -554,18 +576,6 @@ pub async fn run_refresh(state: AppState, interval: Duration) {
             down = false;
         }
     }
-}
-
-/// `error: cause: cause` for log lines.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// The stored key of a provider: a sealed literal or an `env:` reference.

@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -23,6 +23,7 @@ use orch_store::{LogWriter, Outcome, RequestLogRecord};
 use orch_upstream::FrameReader;
 
 use crate::auth::authenticate;
+use crate::catalog::now_ms;
 use crate::egress::ClientStream;
 use crate::error::{ApiError, Dialect};
 use crate::state::{AppState, Live, Provider};
@@ -47,10 +48,7 @@ pub(crate) struct ChatIngress {
 }
 
 fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
+    u64::try_from(now_ms()).unwrap_or_default()
 }
 
 /// The request-log row of one request, written when the request ends — also
@@ -139,7 +137,7 @@ impl LogDraft {
         if let Some(admission) = self.admission.take() {
             let used = u64::from(self.rec.input_tokens.unwrap_or(0))
                 + u64::from(self.rec.output_tokens.unwrap_or(0));
-            admission.finish(i64::try_from(unix_ms()).unwrap_or(i64::MAX), used);
+            admission.finish(now_ms(), used);
         }
         tracing::debug!(
             request_id = %self.rec.request_id, status, outcome = ?self.rec.outcome,
@@ -423,7 +421,7 @@ pub(crate) async fn render_error(state: &AppState, err: ApiError, request_id: &s
 
 /// The model and stream flag read from a native (non-OpenAI) request without
 /// translating it.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize)]
 struct NativeHead {
     model: Option<serde_json::Value>,
     stream: Option<serde_json::Value>,
@@ -432,6 +430,21 @@ struct NativeHead {
     /// Gemini's `generationConfig` (for `maxOutputTokens`).
     #[serde(rename = "generationConfig")]
     generation_config: Option<serde_json::Value>,
+}
+
+impl NativeHead {
+    /// The completion's token cap the client set, in either dialect.
+    fn max_tokens(&self) -> Option<u64> {
+        self.max_tokens
+            .as_ref()
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| {
+                self.generation_config
+                    .as_ref()
+                    .and_then(|g| g.get("maxOutputTokens"))
+                    .and_then(serde_json::Value::as_u64)
+            })
+    }
 }
 
 /// A client key's refusal in the API's terms.
@@ -462,7 +475,7 @@ fn refused(refusal: &orch_core::clients::Refusal) -> ApiError {
             e.class = None;
             e.code = "insufficient_quota".into();
             e.retry_after_s = resets_at_ms.map(|at| {
-                let wait = at.saturating_sub(i64::try_from(unix_ms()).unwrap_or(i64::MAX));
+                let wait = at.saturating_sub(now_ms());
                 u32::try_from((wait.max(0) + 999) / 1000).unwrap_or(u32::MAX)
             });
             e
@@ -502,32 +515,16 @@ impl Request {
                 canonical: Some((ingress.body.clone(), profile)),
             });
         }
-        let head: NativeHead = match serde_json::from_slice(&ingress.body) {
-            Ok(h) => h,
-            // The plugin reports a bad body when it decodes it.
-            Err(_) if ingress.path_model.is_some() => NativeHead::default(),
-            Err(e) => {
-                return Err(ApiError::bad_request(
-                    format!("the request body is not valid JSON: {e}"),
-                    None,
-                ));
-            }
-        };
-        let max_tokens = head
-            .max_tokens
-            .as_ref()
-            .and_then(serde_json::Value::as_u64)
-            .or_else(|| {
-                head.generation_config
-                    .as_ref()
-                    .and_then(|g| g.get("maxOutputTokens"))
-                    .and_then(serde_json::Value::as_u64)
-            });
-        let (model, stream) = match &ingress.path_model {
-            Some(m) => (m.clone(), ingress.endpoint_streams.unwrap_or(false)),
+        let (model, stream, max_tokens) = match &ingress.path_model {
+            // The body is left to the dialect plugin; its token cap is read
+            // only for a client key's admission (`prepare`).
+            Some(m) => (m.clone(), ingress.endpoint_streams.unwrap_or(false), None),
             None => {
+                let head: NativeHead = serde_json::from_slice(&ingress.body).map_err(|e| {
+                    ApiError::bad_request(format!("the request body is not valid JSON: {e}"), None)
+                })?;
                 let model = match head.model {
-                    Some(serde_json::Value::String(m)) if !m.is_empty() => m,
+                    Some(serde_json::Value::String(ref m)) if !m.is_empty() => m.clone(),
                     _ => {
                         return Err(ApiError::bad_request(
                             "model: a model name (string) is required",
@@ -538,6 +535,7 @@ impl Request {
                 (
                     model,
                     matches!(head.stream, Some(serde_json::Value::Bool(true))),
+                    head.max_tokens(),
                 )
             }
         };
@@ -660,7 +658,13 @@ async fn prepare(
                 response: String::new(),
             });
         }
-        let estimate = orch_core::clients::estimate_tokens(ingress.body.len(), request.max_tokens);
+        let max_tokens = request.max_tokens.or_else(|| {
+            ingress.path_model.as_ref()?;
+            serde_json::from_slice::<NativeHead>(&ingress.body)
+                .ok()?
+                .max_tokens()
+        });
+        let estimate = orch_core::clients::estimate_tokens(ingress.body.len(), max_tokens);
         let now = i64::try_from(received_at_ms).unwrap_or(i64::MAX);
         log.admission = Some(
             client

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use orch_core::catalog::Compiled;
+use orch_core::clients::key_hash;
 use orch_core::config::{Config, HealthConfig, ProviderConfig};
 use orch_core::contract::ProviderView;
 use orch_core::routing::Catalogue;
@@ -71,12 +72,12 @@ impl Settings {
                 .admin
                 .token
                 .as_ref()
-                .map(|t| key_digest(t.expose_secret())),
+                .map(|t| key_hash(t.expose_secret())),
             client_keys: config
                 .auth
                 .client_keys
                 .iter()
-                .map(|k| key_digest(k.expose_secret()))
+                .map(|k| key_hash(k.expose_secret()))
                 .collect(),
             request_timeout: config.server.request_timeout,
             max_body_bytes: config.server.max_body_bytes,
@@ -178,10 +179,6 @@ impl Provider {
         }
         out
     }
-}
-
-pub(crate) fn key_digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
 }
 
 /// `sk-a…wxyz`: enough to tell keys apart, never enough to use one.

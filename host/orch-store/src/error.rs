@@ -101,7 +101,7 @@ pub enum StoreError {
 
 /// Displays an error followed by each of its sources, `outer: inner: innermost`,
 /// for log lines (the `Display` of [`StoreError`] alone hides the driver's reason).
-pub(crate) struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

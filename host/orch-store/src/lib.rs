@@ -23,7 +23,7 @@ pub use crate::catalog::{
     ModelRow, ProviderKeyRow, ProviderRow, Snapshot, TargetRow,
 };
 pub use crate::database_url::{Dialect, redact_url};
-pub use crate::error::StoreError;
+pub use crate::error::{ErrorChain, StoreError};
 pub use crate::request_log::bodies::CapturedBodies;
 pub use crate::request_log::query::{LogCursor, LogQuery, LoggedRequest, StatusFilter};
 pub use crate::request_log::retention::{RetentionConfig, spawn_retention};

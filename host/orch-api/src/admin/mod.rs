@@ -176,7 +176,7 @@ fn store(state: &AppState) -> Result<&orch_store::Store, ApiError> {
 
 /// A database failure as the client sees it (the cause is logged).
 fn db_error(e: &orch_store::StoreError) -> ApiError {
-    tracing::error!("admin API: {}", crate::catalog::error_chain(e));
+    tracing::error!("admin API: {}", orch_store::ErrorChain(e));
     let mut err = ApiError::unavailable("The database is unavailable; try again.");
     err.code = "database_unavailable".into();
     err

@@ -12,9 +12,11 @@ use orch_store::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::views::ClientKeySpec;
+use super::views::{ClientKeySpec, corrupt};
 use super::{db_error, store};
-use crate::catalog::{key_row, model_row, model_spec, now_ms, provider_row, provider_spec};
+use crate::catalog::{
+    audit_entry, key_row, model_row, model_spec, now_ms, provider_row, provider_spec,
+};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -214,22 +216,11 @@ fn owned_by_api(entity: &str, name: &str, managed: ManagedBy) -> Result<(), ApiE
 }
 
 fn audit(action: &str, entity: &str, name: &str, detail: serde_json::Value) -> AuditEntry {
-    AuditEntry {
-        ts_ms: now_ms(),
-        actor: ADMIN_ACTOR.into(),
-        action: action.into(),
-        entity: entity.into(),
-        entity_name: name.into(),
-        detail_json: detail.to_string(),
-    }
+    audit_entry(ADMIN_ACTOR, action, entity, name, detail)
 }
 
 impl<'s> Draft<'s> {
     fn new(snap: &'s Snapshot) -> Result<Self, ApiError> {
-        let corrupt = |reason: String| {
-            tracing::error!("stored catalogue does not parse: {reason}");
-            ApiError::internal("The stored catalogue does not parse; see the gateway log.")
-        };
         Ok(Draft {
             snap,
             providers: snap

@@ -180,20 +180,10 @@ impl ClientKeySpec {
                 "allowed_models",
             );
         }
-        if self.metadata.to_string_len() > 4096 {
+        if serde_json::to_vec(&self.metadata).map_or(usize::MAX, |v| v.len()) > 4096 {
             return bad("`metadata` must be at most 4 KiB of JSON.", "metadata");
         }
         Ok(())
-    }
-}
-
-trait JsonLen {
-    fn to_string_len(&self) -> usize;
-}
-
-impl JsonLen for serde_json::Map<String, serde_json::Value> {
-    fn to_string_len(&self) -> usize {
-        serde_json::to_vec(self).map_or(usize::MAX, |v| v.len())
     }
 }
 
