@@ -548,7 +548,11 @@ pub async fn run_refresh(state: AppState, interval: Duration) {
     let mut down = false;
     let mut pending: Vec<(i64, i64, i64)> = Vec::new();
     loop {
-        tokio::time::sleep(interval).await;
+        // Another replica's change (told through Redis) cuts the wait short.
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = state.reload_requested() => {}
+        }
         pending.extend(crate::state::unflushed_spend(&state.live()));
         if !pending.is_empty() && store.add_spend(&pending).await.is_ok() {
             pending.clear();

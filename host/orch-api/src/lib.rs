@@ -13,6 +13,7 @@ mod openai;
 mod ops;
 mod pipeline;
 mod probes;
+mod share;
 mod sse;
 mod state;
 
@@ -20,6 +21,7 @@ pub use admin::openapi;
 pub use catalog::{check_sealed_keys, import_file, run_refresh};
 pub use error::{ApiError, Dialect};
 pub use probes::run as run_probes;
+pub use share::spawn as spawn_sharing;
 pub use state::{AppState, Services};
 
 /// The gateway's router with its state.

@@ -103,6 +103,11 @@ pub(crate) async fn providers(State(state): State<AppState>, headers: HeaderMap)
         }
     }
     let log = state.services().log.stats();
+    let share = state
+        .services()
+        .share
+        .as_ref()
+        .map(orch_share::Share::status);
     Json(serde_json::json!({
         "providers": providers,
         "targets": targets,
@@ -112,6 +117,7 @@ pub(crate) async fn providers(State(state): State<AppState>, headers: HeaderMap)
             "dropped": log.dropped,
             "write_errors": log.write_errors,
         },
+        "redis": share,
     }))
     .into_response()
 }

@@ -26,7 +26,7 @@ use crate::auth::authenticate;
 use crate::catalog::now_ms;
 use crate::egress::ClientStream;
 use crate::error::{ApiError, Dialect};
-use crate::state::{AppState, Live, Provider};
+use crate::state::{AppState, Live, Provider, target_id};
 
 /// Header naming the adapter version that produced a response.
 pub(crate) const ADAPTER_HEADER: &str = "x-orchestrator-adapter";
@@ -899,9 +899,15 @@ async fn attempts(
                     match fault {
                         Fault::RateLimited(after) => {
                             if let Some(k) = key {
-                                provider
-                                    .pool
-                                    .rate_limited(k, upstream_model, now, after, &why);
+                                crate::share::key_rate_limited(
+                                    state,
+                                    provider,
+                                    k,
+                                    upstream_model,
+                                    now,
+                                    after,
+                                    &why,
+                                );
                                 // The last option asked for a short wait:
                                 // wait once and retry the same key.
                                 let other_key = provider
@@ -926,17 +932,19 @@ async fn attempts(
                         }
                         Fault::KeyRejected if provider.keys.is_empty() => {
                             trial.settled();
-                            health.failure(now, &why);
+                            let id = || target_id(&provider.name, upstream_model);
+                            crate::share::target_failed(state, health, id, now, &why, false);
                             continue 'targets;
                         }
                         Fault::KeyRejected => {
                             if let Some(k) = key {
-                                provider.pool.rejected(k, now, &why);
+                                crate::share::key_rejected(state, provider, k, now, &why);
                             }
                         }
                         Fault::Target => {
                             trial.settled();
-                            health.failure(now, &why);
+                            let id = || target_id(&provider.name, upstream_model);
+                            crate::share::target_failed(state, health, id, now, &why, false);
                             continue 'targets;
                         }
                         Fault::Unsuited => continue 'targets,

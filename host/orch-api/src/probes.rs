@@ -87,7 +87,7 @@ fn due(state: &AppState, live: &Live, now: Instant) -> Vec<usize> {
             st.sent.pop_front();
         }
         let healthy_due = st.next_at.is_some_and(|t| now >= t);
-        let recovery_due = targets_of(live, i).any(|h| {
+        let recovery_due = targets_of(live, i).any(|(_, h)| {
             let r = h.report(now);
             r.state == State::Unhealthy && r.retry_in == Some(Duration::ZERO) && !r.trial_in_flight
         });
@@ -105,7 +105,7 @@ fn due(state: &AppState, live: &Live, now: Instant) -> Vec<usize> {
 fn targets_of(
     live: &Live,
     provider: usize,
-) -> impl Iterator<Item = &orch_core::routing::health::Health> {
+) -> impl Iterator<Item = (&str, &std::sync::Arc<orch_core::routing::health::Health>)> {
     live.catalogue
         .routes()
         .iter()
@@ -116,7 +116,7 @@ fn targets_of(
                 .iter()
                 .zip(&rs.health)
                 .filter(move |(t, _)| t.provider == provider)
-                .map(|(_, h)| h.as_ref())
+                .map(|(t, h)| (t.upstream_model.as_str(), h))
         })
 }
 
@@ -151,7 +151,7 @@ async fn probe(state: &AppState, live: &Live, index: usize) -> Result<(), String
             if let Some(k) = key {
                 provider.pool.worked(k);
             }
-            for h in targets_of(live, index) {
+            for (_, h) in targets_of(live, index) {
                 h.probe_succeeded(now);
             }
             Ok(())
@@ -160,7 +160,9 @@ async fn probe(state: &AppState, live: &Live, index: usize) -> Result<(), String
             let why = provider.scrub(&e.message);
             tracing::info!(provider = %provider.name, class = e.class.as_str(), "probe failed: {why}");
             match (e.class, key) {
-                (ErrorClass::RateLimited, Some(k)) => provider.pool.rate_limited(
+                (ErrorClass::RateLimited, Some(k)) => crate::share::key_rate_limited(
+                    state,
+                    provider,
                     k,
                     "",
                     now,
@@ -169,11 +171,12 @@ async fn probe(state: &AppState, live: &Live, index: usize) -> Result<(), String
                     &why,
                 ),
                 (ErrorClass::Authentication | ErrorClass::PermissionDenied, Some(k)) => {
-                    provider.pool.rejected(k, now, &why);
+                    crate::share::key_rejected(state, provider, k, now, &why);
                 }
                 _ => {
-                    for h in targets_of(live, index) {
-                        h.probe_failed(now, &why);
+                    for (upstream_model, h) in targets_of(live, index) {
+                        let id = || crate::state::target_id(&provider.name, upstream_model);
+                        crate::share::target_failed(state, h, id, now, &why, true);
                     }
                 }
             }

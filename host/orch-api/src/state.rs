@@ -36,6 +36,8 @@ pub struct Services {
     pub store: Option<Store>,
     /// The master keys that seal provider keys at rest.
     pub keyring: Option<Arc<Keyring>>,
+    /// Redis, shared with the other replicas (`None`: this replica alone).
+    pub share: Option<orch_share::Share>,
 }
 
 /// Shared state of every handler.
@@ -51,6 +53,8 @@ struct Inner {
     file: crate::catalog::FileSide,
     /// The database revision the live catalogue was compiled from.
     revision: AtomicI64,
+    /// Wakes the refresh task (another replica changed the catalogue).
+    reload_now: tokio::sync::Notify,
 }
 
 /// What the configuration file decides besides the catalogue.
@@ -142,6 +146,9 @@ pub(crate) struct Provider {
     pub(crate) keys: Vec<SecretString>,
     /// The state of each key in `keys`.
     pub(crate) pool: Arc<KeyPool>,
+    /// The pool's identity (a digest of the name and keys), the same on
+    /// every replica with the same keys.
+    pub(crate) pool_id: String,
     pub(crate) error_matchers: Vec<String>,
     pub(crate) probe_interval: Option<Duration>,
 }
@@ -218,7 +225,7 @@ impl Live {
                 let id = hex::encode(id.finalize());
                 let pool = book
                     .keys
-                    .entry(id)
+                    .entry(id.clone())
                     .or_insert_with(|| {
                         // A keyless provider gets one implicit key, so its
                         // rate limits cool down like a key's.
@@ -239,6 +246,7 @@ impl Live {
                     },
                     keys: p.api_keys.clone(),
                     pool,
+                    pool_id: id,
                     error_matchers: p.error_matchers.clone(),
                     probe_interval: p.probe_interval,
                 }
@@ -308,6 +316,7 @@ impl AppState {
             settings,
             file: crate::catalog::FileSide::from_config(config),
             revision: AtomicI64::new(-1),
+            reload_now: tokio::sync::Notify::new(),
         }))
     }
 
@@ -326,7 +335,8 @@ impl AppState {
             &compiled.models,
             &mut book,
         );
-        live.clients = clients(snap, spend, &mut book);
+        let sharing = self.0.services.share.as_ref().map(|s| s.sharing());
+        live.clients = clients(snap, spend, sharing, &mut book);
         // Forget what no route or provider uses any more.
         book.targets.retain(|_, h| Arc::strong_count(h) > 1);
         book.keys.retain(|_, k| Arc::strong_count(k) > 1);
@@ -366,6 +376,21 @@ impl AppState {
         self.0.probes.next(name, now)
     }
 
+    /// Reload the catalogue now rather than at the next poll.
+    pub(crate) fn reload_soon(&self) {
+        self.0.reload_now.notify_one();
+    }
+
+    pub(crate) async fn reload_requested(&self) {
+        self.0.reload_now.notified().await;
+    }
+
+    /// The health of a target by its id, if some route uses it.
+    pub(crate) fn target_health(&self, id: &str) -> Option<Arc<Health>> {
+        let book = self.0.book.lock().unwrap_or_else(|p| p.into_inner());
+        book.targets.get(id).cloned()
+    }
+
     pub(crate) fn services(&self) -> &Services {
         &self.0.services
     }
@@ -380,6 +405,7 @@ impl AppState {
 fn clients(
     snap: &Snapshot,
     spend: &[(i64, i64, i64)],
+    sharing: Option<&Arc<orch_core::clients::Sharing>>,
     book: &mut HealthBook,
 ) -> HashMap<[u8; 32], Arc<Client>> {
     use orch_core::clients::{ClientPolicy, ClientState};
@@ -416,11 +442,12 @@ fn clients(
                     }
                 };
                 policy.enabled &= row.enabled;
-                let state = ClientState::new(policy);
-                if let Some(ledger) = state.budget() {
-                    for (_, start, tokens) in spend.iter().filter(|(id, _, _)| *id == row.id) {
-                        ledger.load(*start, u64::try_from(*tokens).unwrap_or(0));
-                    }
+                let state = match sharing {
+                    Some(sharing) => ClientState::shared(policy, row.id, sharing),
+                    None => ClientState::new(policy),
+                };
+                for (_, start, tokens) in spend.iter().filter(|(id, _, _)| *id == row.id) {
+                    state.load_spend(*start, u64::try_from(*tokens).unwrap_or(0));
                 }
                 Arc::new(Client {
                     id: row.id,

@@ -132,6 +132,8 @@ pub struct Scenario {
     pub warmup: Duration,
     /// The measured window.
     pub window: Duration,
+    /// A client key sent as `Authorization: Bearer …`.
+    pub bearer: Option<String>,
 }
 
 /// The chat request body every worker sends.
@@ -234,7 +236,18 @@ pub async fn run(
     let call = Arc::new(Call {
         host: scenario.addr.to_string(),
         path: scenario.api.path(&scenario.model, scenario.stream),
-        headers: scenario.api.headers(),
+        headers: scenario
+            .api
+            .headers()
+            .iter()
+            .map(|(n, v)| (*n, (*v).to_owned()))
+            .chain(
+                scenario
+                    .bearer
+                    .as_ref()
+                    .map(|k| ("authorization", format!("Bearer {k}"))),
+            )
+            .collect(),
         body: scenario.api.body(&scenario.model, scenario.stream),
         end_mark: scenario.stream.then(|| scenario.api.end_mark()),
     });
@@ -279,7 +292,7 @@ pub async fn run(
 struct Call {
     host: String,
     path: String,
-    headers: &'static [(&'static str, &'static str)],
+    headers: Vec<(&'static str, String)>,
     body: Bytes,
     /// For streams: bytes the body must contain to be complete.
     end_mark: Option<&'static [u8]>,
@@ -391,8 +404,8 @@ async fn exchange(
         .uri(call.path.as_str())
         .header(HOST, call.host.as_str())
         .header(CONTENT_TYPE, "application/json");
-    for (name, value) in call.headers {
-        request = request.header(*name, *value);
+    for (name, value) in &call.headers {
+        request = request.header(*name, value.as_str());
     }
     let request = request
         .body(Full::new(call.body.clone()))

@@ -17,7 +17,7 @@ use orch_bench::load::{self, Api, Scenario};
 use orch_bench::plugin_costs::{self, PluginCosts, TranslationCosts};
 use orch_bench::procs::{self, GatewaySetup, Machine, Service};
 use orch_bench::report::{
-    Comparison, FailoverRun, LoopDeadline, Pacing, Report, Route, RouteComparison,
+    Comparison, FailoverRun, LoopDeadline, Pacing, PersistenceRun, Report, Route, RouteComparison,
 };
 use orch_bench::router_cost;
 
@@ -83,6 +83,16 @@ struct Cli {
     /// (200 ms), fewer plugin iterations.
     #[arg(long)]
     quick: bool,
+    /// The PostgreSQL server of the persistence runs (a database
+    /// `orch_bench` is created afresh on it).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres: String,
+    /// The MySQL / MariaDB server of the persistence runs.
+    #[arg(long, default_value = "mysql://root@127.0.0.1:3306")]
+    mysql: String,
+    /// The Redis of the persistence run with shared limits.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
 }
 
 /// How long and how often to measure.
@@ -199,6 +209,7 @@ async fn run(cli: &Cli) -> Result<Report> {
     let routes = measure_routes(&mut services, effort).await?;
     let failover = measure_failover(&mut services, effort).await?;
     let after_load = procs::memory(services.gateway.pid())?;
+    let persistence = measure_persistence(cli, &mut services, effort, scratch.path()).await?;
     services.stop().await;
 
     Ok(Report {
@@ -212,6 +223,8 @@ async fn run(cli: &Cli) -> Result<Report> {
         route_warmup: effort.route_warmup,
         route_window: effort.route_window,
         failover,
+        persistence,
+        persistence_concurrency: PERSISTENCE_CONCURRENCY,
         idle,
         after_load,
         plugins,
@@ -398,6 +411,7 @@ async fn measure_load(
         concurrency,
         warmup: effort.warmup,
         window: effort.window,
+        bearer: None,
     };
     let compare = async |direct: Scenario, through: Scenario, services: &mut Services| {
         let direct = load::run(&direct, None).await?;
@@ -468,6 +482,7 @@ async fn measure_routes(services: &mut Services, effort: Effort) -> Result<Vec<R
         concurrency: 1,
         warmup: effort.route_warmup,
         window: effort.route_window,
+        bearer: None,
     };
     let total = 2 * Route::ALL.len();
     let mut done = 0;
@@ -538,6 +553,7 @@ async fn measure_failover(services: &mut Services, effort: Effort) -> Result<Vec
         concurrency,
         warmup: effort.warmup,
         window: effort.window,
+        bearer: None,
     };
     let total = FAILOVER.len();
     let mut runs = Vec::with_capacity(total);
@@ -567,6 +583,191 @@ async fn measure_failover(services: &mut Services, effort: Effort) -> Result<Vec
         });
     }
     Ok(runs)
+}
+
+/// Requests in flight in the persistence runs.
+const PERSISTENCE_CONCURRENCY: usize = 16;
+
+/// Where a persistence run keeps its logs and limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// SQLite, request log off: the baseline.
+    Nothing,
+    Sqlite,
+    Postgres,
+    Mysql,
+    /// SQLite logging, and a client key whose limits are shared through Redis.
+    SqliteRedis,
+}
+
+impl Backend {
+    const ALL: [Backend; 5] = [
+        Backend::Nothing,
+        Backend::Sqlite,
+        Backend::Postgres,
+        Backend::Mysql,
+        Backend::SqliteRedis,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Backend::Nothing => "no request log",
+            Backend::Sqlite => "log → SQLite",
+            Backend::Postgres => "log → PostgreSQL",
+            Backend::Mysql => "log → MariaDB",
+            Backend::SqliteRedis => "log → SQLite, Redis limits",
+        }
+    }
+}
+
+/// The same non-streaming load through one gateway per backend, started
+/// afresh each time, the first run (no request log) being the baseline.
+/// A server that cannot be reached is reported, not fatal.
+async fn measure_persistence(
+    cli: &Cli,
+    services: &mut Services,
+    effort: Effort,
+    scratch: &Path,
+) -> Result<Vec<PersistenceRun>> {
+    let plugins = std::path::absolute(&cli.plugins).context("resolving --plugins")?;
+    let mut runs = Vec::new();
+    for (i, backend) in Backend::ALL.into_iter().enumerate() {
+        eprintln!(
+            "[{}/{}] persistence: {} at c={PERSISTENCE_CONCURRENCY}…",
+            i + 1,
+            Backend::ALL.len(),
+            backend.label()
+        );
+        let sqlite = format!(
+            "sqlite://{}",
+            scratch.join(format!("persist-{i}.db")).display()
+        );
+        let url = match backend {
+            Backend::Postgres => fresh_database(&cli.postgres, "postgres").await,
+            Backend::Mysql => fresh_database(&cli.mysql, "mysql").await,
+            _ => Ok(sqlite),
+        };
+        let url = match url {
+            Ok(url) => url,
+            Err(e) => {
+                eprintln!("   skipped: {e:#}");
+                runs.push(PersistenceRun {
+                    backend: backend.label().to_owned(),
+                    outcome: None,
+                    note: Some(format!("{e:#}")),
+                });
+                continue;
+            }
+        };
+        let redis = (backend == Backend::SqliteRedis).then_some(cli.redis.as_str());
+        let config = scratch.join(format!("persist-{i}.toml"));
+        std::fs::write(
+            &config,
+            procs::persistence_config(
+                &url,
+                &plugins,
+                services.fake.addr(),
+                backend != Backend::Nothing,
+                redis,
+            ),
+        )
+        .context("writing a persistence configuration")?;
+        let mut gateway = Service::start(
+            &format!("llm-orchestrator-persist-{i}"),
+            &cli.gateway_bin,
+            &[
+                OsString::from("serve"),
+                OsString::from("--config"),
+                config.into_os_string(),
+            ],
+            "llm-orchestrator listening on http://",
+            scratch,
+        )
+        .await?;
+        gateway.wait_ready("/readyz").await?;
+        let bearer = match redis {
+            Some(_) => Some(limited_client_key(gateway.addr()).await?),
+            None => None,
+        };
+        let pid = gateway.pid();
+        let cpu_probe = move || procs::cpu_time(pid);
+        let scenario = Scenario {
+            addr: gateway.addr(),
+            api: Api::OpenAi,
+            model: procs::OPENAI_MODEL.to_owned(),
+            stream: false,
+            concurrency: PERSISTENCE_CONCURRENCY,
+            warmup: effort.warmup,
+            window: effort.window,
+            bearer,
+        };
+        let outcome = load::run(&scenario, Some(&cpu_probe)).await;
+        gateway.check_alive()?;
+        gateway.stop().await;
+        services.check_alive()?;
+        runs.push(PersistenceRun {
+            backend: backend.label().to_owned(),
+            outcome: Some(outcome?),
+            note: None,
+        });
+    }
+    Ok(runs)
+}
+
+/// A database `orch_bench` created afresh on `server`; its URL.
+async fn fresh_database(server: &str, admin_db: &str) -> Result<String> {
+    use sqlx::Connection as _;
+    let server = server.trim_end_matches('/');
+    let statements = [
+        "DROP DATABASE IF EXISTS orch_bench",
+        "CREATE DATABASE orch_bench",
+    ];
+    if server.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&format!("{server}/{admin_db}"))
+            .await
+            .with_context(|| format!("cannot reach {server}"))?;
+        for sql in statements {
+            sqlx::query(sql).execute(&mut c).await?;
+        }
+    } else {
+        let mut c = sqlx::MySqlConnection::connect(server)
+            .await
+            .with_context(|| format!("cannot reach {server}"))?;
+        for sql in statements {
+            sqlx::query(sql).execute(&mut c).await?;
+        }
+    }
+    Ok(format!("{server}/orch_bench"))
+}
+
+/// A client key with requests-per-minute, tokens-per-minute and budget
+/// limits far above what the run sends, created through the admin API: its
+/// every request goes through the limits shared in Redis.
+async fn limited_client_key(addr: std::net::SocketAddr) -> Result<String> {
+    let body = serde_json::json!({
+        "name": "bench",
+        "rpm": 100_000_000u32,
+        "tpm": 4_000_000_000u32,
+        "budget": {"tokens": 1_000_000_000_000u64, "period": "day"},
+    });
+    let answer = reqwest::Client::new()
+        .post(format!("http://{addr}/admin/v1/client-keys"))
+        .bearer_auth(procs::BENCH_ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .context("creating the client key")?;
+    let status = answer.status();
+    let text = answer.text().await.context("reading the client key")?;
+    if !status.is_success() {
+        bail!("creating the client key: {status} {text}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).context("the client key answer")?;
+    v["key"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the client key answer has no key")
 }
 
 fn args(list: &[&str]) -> Vec<OsString> {

@@ -335,6 +335,62 @@ targets = [
 }
 
 /// A TOML basic string: JSON string escapes are valid TOML escapes.
+/// The admin token of the persistence runs' gateways.
+pub const BENCH_ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
+
+/// A gateway for one persistence run: model [`OPENAI_MODEL`] on the fast
+/// fake upstream, logging to `database_url` (or not at all), client-key
+/// limits shared through `redis` when given.
+pub fn persistence_config(
+    database_url: &str,
+    plugins: &Path,
+    fake: SocketAddr,
+    log: bool,
+    redis: Option<&str>,
+) -> String {
+    let mut text = format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+
+[database]
+url = {database}
+
+[request_log]
+enabled = {log}
+
+[plugins]
+dir = {plugins}
+watch = false
+
+[logging]
+filter = "warn"
+
+[admin]
+token = {token}
+
+[[providers]]
+name = "fake"
+adapter = "openai"
+base_url = "http://{fake}/v1"
+
+[[models]]
+name = "{OPENAI_MODEL}"
+targets = [{{ provider = "fake", model = "{DEFAULT_MODEL}", weight = 1 }}]
+"#,
+        database = toml_string(database_url),
+        plugins = toml_string(&plugins.display().to_string()),
+        token = toml_string(BENCH_ADMIN_TOKEN),
+    );
+    if let Some(url) = redis {
+        text.push_str(&format!(
+            "\n[redis]\nurl = {}\nprefix = \"orch-bench-{}\"\n",
+            toml_string(url),
+            std::process::id()
+        ));
+    }
+    text
+}
+
 fn toml_string(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }

@@ -234,6 +234,11 @@ pub struct Report {
     /// Routing across three targets, clean then with one failing, per
     /// concurrency (same warm-up and window as the load scenarios).
     pub failover: Vec<FailoverRun>,
+    /// The same load through a gateway per persistence backend, the first
+    /// (no request log) being the baseline.
+    pub persistence: Vec<PersistenceRun>,
+    /// Requests in flight in the persistence runs.
+    pub persistence_concurrency: usize,
     /// The gateway after start-up, before any request.
     pub idle: Memory,
     /// The gateway after all load.
@@ -247,6 +252,20 @@ pub struct Report {
     /// The router's decision per request, by strategy name.
     pub router: Vec<(String, Summary)>,
 }
+
+/// One persistence run: a gateway logging to one backend.
+#[derive(Debug, Clone)]
+pub struct PersistenceRun {
+    /// What it logs to, and whether limits are shared.
+    pub backend: String,
+    /// The load's outcome (`None`: not run).
+    pub outcome: Option<Outcome>,
+    /// Why it was not run.
+    pub note: Option<String>,
+}
+
+/// Throughput kept by a persistence backend, against the baseline.
+const TARGET_PERSISTENCE_SHARE: f64 = 0.90;
 
 /// One target from the issue and how the run did against it.
 #[derive(Debug, Clone, PartialEq)]
@@ -389,6 +408,15 @@ impl Report {
         });
         self.route_targets(&mut checks);
         self.routing_targets(&mut checks);
+        for (r, share) in self.persistence_shares().into_iter().skip(1) {
+            checks.push(TargetCheck {
+                what: format!("throughput with {}, share of none", r.backend),
+                goal: format!("≥ {:.0} %", TARGET_PERSISTENCE_SHARE * 100.0),
+                measured: share
+                    .map_or_else(|| "no data".to_owned(), |s| format!("{:.0} %", s * 100.0)),
+                met: share.is_some_and(|s| s >= TARGET_PERSISTENCE_SHARE),
+            });
+        }
         checks
     }
 
@@ -482,6 +510,7 @@ impl Report {
         self.render_plugins(&mut out);
         self.render_translation(&mut out);
         self.render_router(&mut out);
+        self.render_persistence(&mut out);
         self.render_targets(&mut out);
         out
     }
@@ -984,8 +1013,86 @@ impl Report {
         let _ = writeln!(out);
     }
 
+    /// Throughput of each persistence run as a share of the baseline's.
+    fn persistence_shares(&self) -> Vec<(&PersistenceRun, Option<f64>)> {
+        let base = self
+            .persistence
+            .first()
+            .and_then(|r| r.outcome.as_ref())
+            .map(Outcome::throughput)
+            .filter(|t| *t > 0.0);
+        self.persistence
+            .iter()
+            .map(|r| {
+                let share = r
+                    .outcome
+                    .as_ref()
+                    .zip(base)
+                    .map(|(o, b)| o.throughput() / b);
+                (r, share)
+            })
+            .collect()
+    }
+
+    fn render_persistence(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "9. Persistence: non-stream c={}, OpenAI API, a fresh gateway per backend (µs); {} warm-up, {} window each",
+            self.persistence_concurrency,
+            secs(self.warmup),
+            secs(self.window)
+        );
+        let _ = writeln!(
+            out,
+            "{:<30}{:>9}{:>9}{:>10}{:>10}{:>9}{:>8}",
+            "backend", "req/s", "share", "p50", "p99", "CPU/req", "errors"
+        );
+        for (r, share) in self.persistence_shares() {
+            match &r.outcome {
+                Some(o) => {
+                    let cpu = o
+                        .cpu_per_request()
+                        .map_or_else(|| "-".to_owned(), |d| format!("{:.0}", micros(d)));
+                    let share =
+                        share.map_or_else(|| "-".to_owned(), |s| format!("{:.0}%", s * 100.0));
+                    let _ = writeln!(
+                        out,
+                        "{:<30}{:>9.0}{:>9}{:>10}{:>10}{:>9}{:>8}",
+                        r.backend,
+                        o.throughput(),
+                        share,
+                        p50_us(o.latency),
+                        p99_us(o.latency),
+                        cpu,
+                        o.errors
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "{:<30}not run: {}",
+                        r.backend,
+                        r.note.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        if self.persistence.is_empty() {
+            let _ = writeln!(out, "(not measured)");
+        }
+        let _ = writeln!(
+            out,
+            "(share = req/s against the first row; logging is batched off the request path, limits are"
+        );
+        let _ = writeln!(
+            out,
+            " decided in memory from allotments the gateway claims from Redis in the background)"
+        );
+        let _ = writeln!(out);
+    }
+
     fn render_targets(&self, out: &mut String) {
-        let _ = writeln!(out, "9. Targets");
+        let _ = writeln!(out, "10. Targets");
         let _ = writeln!(
             out,
             "{:<52}{:>12}{:>12}  result",
@@ -1234,6 +1341,24 @@ mod tests {
                     faulty: outcome(15_000, 3_500, 12_000, Some(3_600)),
                 },
             ],
+            persistence: vec![
+                PersistenceRun {
+                    backend: "no request log".into(),
+                    outcome: Some(outcome(10_000, 1_000, 3_000, Some(1_000))),
+                    note: None,
+                },
+                PersistenceRun {
+                    backend: "log → PostgreSQL".into(),
+                    outcome: Some(outcome(9_500, 1_100, 3_300, Some(1_100))),
+                    note: None,
+                },
+                PersistenceRun {
+                    backend: "log → MariaDB".into(),
+                    outcome: None,
+                    note: Some("no server".into()),
+                },
+            ],
+            persistence_concurrency: 16,
             idle: Memory {
                 rss_kib: 40 * 1024,
                 peak_kib: 41 * 1024,
@@ -1404,7 +1529,7 @@ mod tests {
         let router = text
             .split("8. Router decision")
             .nth(1)
-            .and_then(|rest| rest.split("9. Targets").next())
+            .and_then(|rest| rest.split("9. Persistence").next())
             .unwrap();
         assert!(router.contains("50000 decisions"), "{router}");
         assert!(router.contains("least-latency"), "{router}");
@@ -1507,7 +1632,10 @@ mod tests {
             "gemini decode + anthropic encode",
             "8. Router decision",
             "least-latency",
-            "9. Targets",
+            "9. Persistence",
+            "log → PostgreSQL",
+            "not run: no server",
+            "10. Targets",
             "NOT met",
             "not measured (no --fixtures)",
             "+0.20 ms",

@@ -27,6 +27,7 @@ use crate::secrets::{Keyring, MasterKey};
 const SECTIONS: &[&str] = &[
     "server",
     "database",
+    "redis",
     "secrets",
     "request_log",
     "plugins",
@@ -87,6 +88,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// The database.
     pub database: DatabaseConfig,
+    /// Redis, shared by the replicas (`None`: this instance alone).
+    pub redis: Option<RedisConfig>,
     /// Encryption of provider keys at rest.
     pub secrets: SecretsConfig,
     /// The asynchronous request log.
@@ -140,6 +143,21 @@ pub struct DatabaseConfig {
     pub refresh_interval: Duration,
 }
 
+/// Redis, through which several replicas share limits, health and
+/// catalogue changes.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://…` or `rediss://…`; may hold a password.
+    pub url: SecretString,
+    /// Prepended to every key and channel, so several gateways can share
+    /// one Redis.
+    pub prefix: String,
+    /// The longest a Redis command may take before Redis counts as down.
+    pub timeout: Duration,
+    /// How often limits are synchronised (and sooner when a pool runs dry).
+    pub sync_interval: Duration,
+}
+
 /// Encryption of provider keys stored in the database.
 #[derive(Debug, Default)]
 pub struct SecretsConfig {
@@ -151,6 +169,8 @@ pub struct SecretsConfig {
 /// The asynchronous request log.
 #[derive(Debug, Clone)]
 pub struct RequestLogConfig {
+    /// Whether requests are logged at all.
+    pub enabled: bool,
     /// Records queued at most; the oldest are dropped (and counted) beyond.
     pub capacity: usize,
     /// Rows per insert.
@@ -288,6 +308,8 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     database: RawDatabase,
+    #[serde(default)]
+    redis: Option<RawRedis>,
     #[serde(default)]
     secrets: RawSecrets,
     #[serde(default)]
@@ -428,6 +450,30 @@ struct RawDatabase {
     refresh_interval_ms: u64,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedis {
+    url: SecretRef,
+    #[serde(default = "default_redis_prefix")]
+    prefix: String,
+    #[serde(default = "default_redis_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_redis_sync_ms")]
+    sync_interval_ms: u64,
+}
+
+fn default_redis_prefix() -> String {
+    "orch".into()
+}
+
+fn default_redis_timeout_ms() -> u64 {
+    500
+}
+
+fn default_redis_sync_ms() -> u64 {
+    50
+}
+
 impl Default for RawDatabase {
     fn default() -> Self {
         RawDatabase {
@@ -447,6 +493,7 @@ struct RawSecrets {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawRequestLog {
+    enabled: bool,
     capacity: usize,
     batch_size: usize,
     flush_interval_ms: u64,
@@ -459,6 +506,7 @@ struct RawRequestLog {
 impl Default for RawRequestLog {
     fn default() -> Self {
         RawRequestLog {
+            enabled: true,
             capacity: 10_000,
             batch_size: 256,
             flush_interval_ms: 200,
@@ -686,6 +734,39 @@ fn validate(
         }
     }
 
+    let redis = raw.redis.as_ref().and_then(|r| {
+        let url = secret("redis.url".into(), &r.url, &mut problem)?;
+        use secrecy::ExposeSecret;
+        let u = url.expose_secret();
+        if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+            problem(
+                "redis.url".into(),
+                "must start with redis:// or rediss://".into(),
+            );
+        }
+        if r.prefix.is_empty() || r.prefix.contains(char::is_whitespace) {
+            problem(
+                "redis.prefix".into(),
+                "must be non-empty, without spaces".into(),
+            );
+        }
+        if !(10..=60_000).contains(&r.timeout_ms) {
+            problem("redis.timeout_ms".into(), "must be in 10..=60000".into());
+        }
+        if !(10..=10_000).contains(&r.sync_interval_ms) {
+            problem(
+                "redis.sync_interval_ms".into(),
+                "must be in 10..=10000".into(),
+            );
+        }
+        Some(RedisConfig {
+            url,
+            prefix: r.prefix.clone(),
+            timeout: Duration::from_millis(r.timeout_ms),
+            sync_interval: Duration::from_millis(r.sync_interval_ms),
+        })
+    });
+
     let l = &raw.request_log;
     if l.capacity == 0 || l.batch_size == 0 || l.flush_interval_ms == 0 {
         problem(
@@ -880,8 +961,10 @@ fn validate(
             url: db_url,
             refresh_interval: Duration::from_millis(raw.database.refresh_interval_ms),
         },
+        redis,
         secrets: SecretsConfig { keyring },
         request_log: RequestLogConfig {
+            enabled: raw.request_log.enabled,
             capacity: raw.request_log.capacity,
             batch_size: raw.request_log.batch_size,
             flush_interval: Duration::from_millis(raw.request_log.flush_interval_ms),

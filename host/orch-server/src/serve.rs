@@ -71,6 +71,9 @@ pub async fn serve(
             ..orch_store::LogWriterConfig::default()
         },
     );
+    if !config.request_log.enabled {
+        log.disable();
+    }
     let retention = orch_store::spawn_retention(
         store.clone(),
         orch_store::RetentionConfig {
@@ -110,6 +113,12 @@ pub async fn serve(
     };
 
     let upstream = orch_upstream::UpstreamClient::new(&config.upstream)?;
+    let share = config
+        .redis
+        .as_ref()
+        .map(orch_share::Share::new)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let state = orch_api::AppState::new(
         &config,
         orch_api::Services {
@@ -118,12 +127,14 @@ pub async fn serve(
             log: log.clone(),
             store: Some(store.clone()),
             keyring: config.secrets.keyring.clone(),
+            share,
         },
     );
     state
         .load_catalog()
         .await
         .map_err(|e| anyhow::anyhow!("the database's catalogue does not load: {e}"))?;
+    orch_api::spawn_sharing(&state);
     let probes = tokio::spawn(orch_api::run_probes(state.clone()));
     let refresh = tokio::spawn(orch_api::run_refresh(
         state.clone(),

@@ -185,6 +185,7 @@ pub(crate) async fn run(
     if let Err(e) = crate::catalog::reload(state).await {
         tracing::error!("admin change stored but not served yet: {e}");
     }
+    crate::share::catalog_changed(state, applied.revision);
     Ok((results, applied.revision))
 }
 

@@ -27,6 +27,7 @@ fn dialect_scenario(
         concurrency,
         warmup: Duration::from_millis(50),
         window: Duration::from_millis(300),
+        bearer: None,
     }
 }
 
@@ -151,6 +152,7 @@ async fn refused_connections_are_errors() {
             concurrency: 1,
             warmup: Duration::ZERO,
             window: Duration::from_millis(100),
+            bearer: None,
         },
         None,
     )

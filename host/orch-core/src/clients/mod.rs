@@ -11,6 +11,7 @@ mod budget;
 mod calendar;
 mod key;
 mod policy;
+mod shared;
 mod window;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 pub use budget::{BudgetExceeded, BudgetLedger, Reservation};
 pub use key::{KEY_PREFIX, generate_key, key_hash, key_prefix, looks_like_key};
 pub use policy::{Budget, BudgetPeriod, ClientPolicy};
+pub use shared::{Allotment, Exchange, Global, Sharing, Short, Span};
 pub use window::{RateWindow, Retry};
 
 /// Completion tokens assumed when a request sets no `max_tokens`: enough
@@ -106,6 +108,22 @@ pub struct ClientState {
     /// Shared with admissions, which add the tokens used when they finish.
     tpm: Arc<RateWindow>,
     budget: Option<BudgetLedger>,
+    /// The limits as shared with other replicas, when a store is shared.
+    shared: Option<SharedLimits>,
+}
+
+/// A client key's limits counted across replicas (see [`Sharing`]).
+#[derive(Debug)]
+struct SharedLimits {
+    sharing: Arc<Sharing>,
+    rpm: Option<Arc<Allotment>>,
+    tpm: Option<Arc<Allotment>>,
+    budget: Option<Arc<Allotment>>,
+}
+
+/// The minute window of `now_ms` (the epoch of per-minute limits).
+fn minute_of(now_ms: i64) -> i64 {
+    now_ms.div_euclid(60_000)
 }
 
 impl ClientState {
@@ -117,6 +135,48 @@ impl ClientState {
             policy,
             rpm: RateWindow::new(),
             tpm: Arc::new(RateWindow::new()),
+            shared: None,
+        }
+    }
+
+    /// Counters for `policy` shared with the other replicas through
+    /// `sharing`, under names derived from the key's `id`.
+    pub fn shared(policy: ClientPolicy, id: i64, sharing: &Arc<Sharing>) -> ClientState {
+        let make = |what: String, limit: u64, span: Span| {
+            let allotment = Arc::new(Allotment::new(limit, span));
+            sharing.register(format!("{id}:{what}"), &allotment);
+            allotment
+        };
+        let shared = SharedLimits {
+            sharing: Arc::clone(sharing),
+            rpm: policy
+                .rpm
+                .map(|l| make("rpm".into(), u64::from(l), Span::SlidingMinute)),
+            tpm: policy
+                .tpm
+                .map(|l| make("tpm".into(), u64::from(l), Span::SlidingMinute)),
+            budget: policy.budget.map(|b| {
+                let period = serde_json::to_value(b.period)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                make(format!("budget-{period}"), b.tokens, Span::Period)
+            }),
+        };
+        ClientState {
+            shared: Some(shared),
+            ..ClientState::new(policy)
+        }
+    }
+
+    /// Seed the budget with what the database says was spent in the period
+    /// starting at `period_start_ms` (see [`BudgetLedger::load`]).
+    pub fn load_spend(&self, period_start_ms: i64, spent: u64) {
+        if let Some(ledger) = &self.budget {
+            ledger.load(period_start_ms, spent);
+        }
+        if let Some(allotment) = self.shared.as_ref().and_then(|s| s.budget.as_ref()) {
+            allotment.seed(period_start_ms, spent);
         }
     }
 
@@ -153,6 +213,9 @@ impl ClientState {
                 model: model.to_owned(),
             });
         }
+        if let Some(shared) = &self.shared {
+            return self.admit_shared(shared, now_ms, estimate_tokens);
+        }
         if let Some(rpm) = self.policy.rpm {
             self.rpm
                 .try_acquire(now_ms, 1, u64::from(rpm))
@@ -182,9 +245,117 @@ impl ClientState {
                 resets_at_ms: exceeded.resets_at_ms,
             })?;
         Ok(Admission {
-            tpm: Arc::clone(&self.tpm),
+            tpm: Tally::Local(Arc::clone(&self.tpm)),
             reservation,
+            spend: None,
         })
+    }
+
+    /// [`admit`](Self::admit)'s limits when they are shared: the same
+    /// checks, against allotments claimed from the shared store.
+    fn admit_shared(
+        &self,
+        shared: &SharedLimits,
+        now_ms: i64,
+        estimate_tokens: u64,
+    ) -> Result<Admission, Refusal> {
+        let sharing = &shared.sharing;
+        let minute = minute_of(now_ms);
+        if let Some(rpm) = &shared.rpm {
+            rpm.take(sharing, minute, now_ms, 1).map_err(|s| {
+                rate_limited(
+                    RateLimit::Requests,
+                    Retry {
+                        after_ms: s.retry_after_ms,
+                    },
+                )
+            })?;
+        }
+        let undo = || {
+            if let Some(rpm) = &shared.rpm {
+                rpm.give_back(minute, 1);
+            }
+        };
+        if let Some(tpm) = &shared.tpm
+            && let Err(s) = tpm.check(sharing, minute, now_ms)
+        {
+            undo();
+            return Err(rate_limited(
+                RateLimit::Tokens,
+                Retry {
+                    after_ms: s.retry_after_ms,
+                },
+            ));
+        }
+        let exhausted = |resets_at_ms| {
+            undo();
+            Refusal::BudgetExhausted { resets_at_ms }
+        };
+        // The ledger keeps the spend for the database; the allotment
+        // decides across replicas.
+        let reservation = self
+            .budget
+            .as_ref()
+            .map(|ledger| ledger.reserve(now_ms, estimate_tokens))
+            .transpose()
+            .map_err(|e| exhausted(e.resets_at_ms))?;
+        let spend = match (&shared.budget, &self.budget) {
+            (Some(allotment), Some(ledger)) => {
+                let period = ledger.budget().period;
+                let epoch = period.period_start_ms(now_ms);
+                allotment
+                    .take(sharing, epoch, now_ms, estimate_tokens)
+                    .map_err(|_| exhausted(period.next_start_ms(now_ms)))?;
+                Some(SharedSpend {
+                    allotment: Arc::clone(allotment),
+                    epoch,
+                    estimate: estimate_tokens,
+                    open: true,
+                })
+            }
+            _ => None,
+        };
+        Ok(Admission {
+            tpm: Tally::Shared(shared.tpm.clone()),
+            reservation,
+            spend,
+        })
+    }
+}
+
+/// Where an admission's tokens are counted against the tokens per minute.
+#[derive(Debug)]
+enum Tally {
+    Local(Arc<RateWindow>),
+    Shared(Option<Arc<Allotment>>),
+}
+
+/// An estimate taken from a shared budget allotment, settled with the
+/// actual use (the rest given back) or given back whole when dropped.
+#[derive(Debug)]
+struct SharedSpend {
+    allotment: Arc<Allotment>,
+    epoch: i64,
+    estimate: u64,
+    open: bool,
+}
+
+impl SharedSpend {
+    fn settle(mut self, actual: u64) {
+        self.open = false;
+        if actual <= self.estimate {
+            self.allotment.give_back(self.epoch, self.estimate - actual);
+        } else {
+            self.allotment.add(self.epoch, actual - self.estimate);
+        }
+    }
+}
+
+impl Drop for SharedSpend {
+    fn drop(&mut self) {
+        if self.open {
+            self.allotment.give_back(self.epoch, self.estimate);
+        }
     }
 }
 
@@ -201,8 +372,9 @@ fn rate_limited(limit: RateLimit, retry: Retry) -> Refusal {
 #[derive(Debug)]
 #[must_use = "dropping an admission releases its reservation at once"]
 pub struct Admission {
-    tpm: Arc<RateWindow>,
+    tpm: Tally,
     reservation: Option<Reservation>,
+    spend: Option<SharedSpend>,
 }
 
 impl Admission {
@@ -212,7 +384,16 @@ impl Admission {
         if let Some(reservation) = self.reservation {
             reservation.settle(actual_total_tokens);
         }
-        self.tpm.add(now_ms, actual_total_tokens);
+        if let Some(spend) = self.spend {
+            spend.settle(actual_total_tokens);
+        }
+        match self.tpm {
+            Tally::Local(window) => window.add(now_ms, actual_total_tokens),
+            Tally::Shared(Some(allotment)) => {
+                allotment.add(minute_of(now_ms), actual_total_tokens);
+            }
+            Tally::Shared(None) => {}
+        }
     }
 }
 
@@ -362,6 +543,35 @@ mod tests {
         is_send_static(&admission);
         drop(client);
         admission.finish(NOON, 5);
+    }
+
+    #[test]
+    fn shared_limits_fall_back_to_a_share_and_settle_budgets() {
+        let sharing = Arc::new(Sharing::new());
+        sharing.set_replicas(2);
+        let client = ClientState::shared(limited(), 7, &sharing);
+        let names: Vec<String> = sharing.allotments().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["7:rpm", "7:tpm", "7:budget-day"]);
+        // Redis down, two replicas: one request a minute of the two, and
+        // half the budget.
+        let first = client.admit(NOON, "gpt-4o", 2000).unwrap();
+        assert!(matches!(
+            client.admit(NOON, "gpt-4o", 10),
+            Err(Refusal::RateLimited {
+                limit: RateLimit::Requests,
+                ..
+            })
+        ));
+        first.finish(NOON, 1500);
+        assert!(matches!(
+            client.admit(NOON + 60_000, "gpt-4o", 1001),
+            Err(Refusal::RateLimited { .. } | Refusal::BudgetExhausted { .. })
+        ));
+        // The spend still reaches the database's ledger.
+        assert_eq!(
+            client.budget().unwrap().take_unflushed(),
+            vec![(NOON - 43_200_000, 1500)]
+        );
     }
 
     #[test]

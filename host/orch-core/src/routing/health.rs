@@ -307,6 +307,33 @@ impl Health {
         }
     }
 
+    /// How long the target stays out of rotation, when it is ejected.
+    pub fn ejected_for(&self, now: Instant) -> Option<Duration> {
+        match self.lock().phase {
+            Phase::Ejected { until, .. } if until > now => Some(until - now),
+            _ => None,
+        }
+    }
+
+    /// Another replica ejected this target for `span`: take it out of
+    /// rotation as long, unless it is out for longer already. Recovery is
+    /// judged here as after any ejection (trials once `span` has passed).
+    pub fn eject_shared(&self, now: Instant, span: Duration, reason: &str) {
+        let mut g = self.lock();
+        let until = now + span;
+        if let Phase::Ejected { until: current, .. } = g.phase
+            && current >= until
+        {
+            return;
+        }
+        g.phase = Phase::Ejected {
+            until,
+            trial: false,
+        };
+        g.trial_successes = 0;
+        g.reason = format!("ejected by another replica: {reason}");
+    }
+
     /// The decayed latency average, for least-latency routing (`None`
     /// before the first sample).
     pub fn latency(&self, now: Instant) -> Option<f64> {
@@ -474,6 +501,21 @@ mod tests {
         h.failure(t, "500");
         assert_eq!(h.state(t), State::Unhealthy);
         assert!(matches!(h.admission(t), Admission::Ejected { .. }));
+    }
+
+    #[test]
+    fn an_ejection_shared_by_another_replica_holds_as_long() {
+        let (h, t) = health();
+        assert_eq!(h.ejected_for(t), None);
+        h.eject_shared(t, Duration::from_secs(10), "5 consecutive failures");
+        assert_eq!(h.ejected_for(t), Some(Duration::from_secs(10)));
+        assert_eq!(h.state(t), State::Unhealthy);
+        assert!(h.report(t).reason.contains("another replica"));
+        // A shorter one does not cut it short.
+        h.eject_shared(t, Duration::from_secs(1), "x");
+        assert_eq!(h.ejected_for(t), Some(Duration::from_secs(10)));
+        let later = t + Duration::from_secs(10);
+        assert_eq!(h.admission(later), Admission::Trial);
     }
 
     #[test]

@@ -191,6 +191,12 @@ impl KeyPool {
         s.last_error = Some(why.to_owned());
     }
 
+    /// How long key `i` stays cooled down for `model`, if it is.
+    pub fn cooling_for(&self, i: usize, model: &str, now: Instant) -> Option<Duration> {
+        let until = self.slot(i).cooling_until(model)?;
+        (until > now).then(|| until - now)
+    }
+
     /// Key `i` was rejected (401/403): disable it for a while.
     pub fn rejected(&self, i: usize, now: Instant, why: &str) {
         let mut s = self.slot(i);

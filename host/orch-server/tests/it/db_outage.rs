@@ -9,75 +9,19 @@ use std::time::{Duration, Instant};
 
 use orch_fake_upstream::{FakeConfig, FakeUpstream};
 use reqwest::Method;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
 
 use crate::databases;
 use crate::harness::{Gateway, Spec, chat_body};
+use crate::proxy::Proxy;
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
-
-/// Forwards connections to PostgreSQL until cut; a cut drops every open
-/// connection and refuses new ones until restored.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start() -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (up2, conns2) = (up.clone(), conns.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection close
-                }
-                conns2.lock().await.push(tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                }));
-            }
-        });
-        Proxy {
-            port,
-            up,
-            conns,
-            accept,
-        }
-    }
-
-    async fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for c in self.conns.lock().await.drain(..) {
-            c.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-    }
-}
 
 #[tokio::test]
 async fn a_database_outage_fails_no_request_and_logging_resumes() {
     let Some(db) = databases::fresh(databases::POSTGRES, "outage").await else {
         return;
     };
-    let proxy = Proxy::start().await;
+    let proxy = Proxy::start(5432).await;
     let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
     let mut spec = Spec::openai(&fake.base_url(), "fake-model");
     spec.database_url = Some(db.url(Some(&format!("127.0.0.1:{}", proxy.port))));

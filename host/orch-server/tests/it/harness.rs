@@ -48,6 +48,8 @@ pub struct Spec {
     pub master_key: Option<String>,
     /// `[database] url` (default: SQLite in the data folder).
     pub database_url: Option<String>,
+    /// `[database] refresh_interval_ms` (default 500).
+    pub refresh_interval_ms: Option<u64>,
 }
 
 impl Spec {
@@ -127,7 +129,7 @@ impl Gateway {
         }
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nrequest_timeout_ms = {}\nshutdown_grace_ms = 2000\n\
-             [database]\nurl = {}\n\
+             [database]\nurl = {}\nrefresh_interval_ms = {}\n\
              [plugins]\ndir = {}\ndebounce_ms = 100\nrescan_interval_s = 1\nmax_instances = 256\n\
              [request_log]\nflush_interval_ms = 50\n\
              [upstream]\nconnect_timeout_ms = 2000\nheader_timeout_ms = 10000\nidle_timeout_ms = {}\n\
@@ -139,6 +141,7 @@ impl Gateway {
                     .clone()
                     .unwrap_or_else(|| format!("sqlite://{}", data.path().join("gw.db").display()))
             ),
+            spec.refresh_interval_ms.unwrap_or(500),
             toml_str(&plugins.path().display().to_string()),
             spec.idle_timeout_ms.unwrap_or(5_000),
             spec.client_keys

@@ -19,5 +19,7 @@ mod faults;
 mod harness;
 mod hot_reload;
 mod plugin_faults;
+mod proxy;
+mod redis_share;
 mod replicas;
 mod routing;

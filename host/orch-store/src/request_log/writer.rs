@@ -91,6 +91,8 @@ struct Shared {
     written: AtomicU64,
     dropped: AtomicU64,
     write_errors: AtomicU64,
+    /// Records are discarded, not queued.
+    disabled: AtomicBool,
     /// `Some(deadline)` once shutdown is requested.
     shutdown: watch::Sender<Option<Instant>>,
     /// Its sender lives in the task; `changed()` fails once the task is gone.
@@ -121,6 +123,7 @@ impl LogWriter {
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
+            disabled: AtomicBool::new(false),
             shutdown,
             finished,
         });
@@ -147,6 +150,9 @@ impl LogWriter {
     /// queue never holds more. Written in the same transaction as the record.
     pub fn push_with_bodies(&self, record: RequestLogRecord, bodies: Option<CapturedBodies>) {
         let shared = &*self.shared;
+        if shared.disabled.load(Ordering::Relaxed) {
+            return;
+        }
         let bodies = bodies.map(|mut bodies| {
             bodies.truncate(shared.max_body_bytes);
             bodies
@@ -163,6 +169,11 @@ impl LogWriter {
         {
             shared.wake.notify_one();
         }
+    }
+
+    /// Discard every record from now on (`[request_log] enabled = false`).
+    pub fn disable(&self) {
+        self.shared.disabled.store(true, Ordering::Relaxed);
     }
 
     /// Current counters.
