@@ -735,14 +735,16 @@ fn validate(
     }
 
     let redis = raw.redis.as_ref().and_then(|r| {
-        let url = secret("redis.url".into(), &r.url, &mut problem)?;
-        use secrecy::ExposeSecret;
-        let u = url.expose_secret();
-        if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
-            problem(
-                "redis.url".into(),
-                "must start with redis:// or rediss://".into(),
-            );
+        let url = secret("redis.url".into(), &r.url, &mut problem);
+        if let Some(url) = &url {
+            use secrecy::ExposeSecret;
+            let u = url.expose_secret();
+            if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+                problem(
+                    "redis.url".into(),
+                    "must start with redis:// or rediss://".into(),
+                );
+            }
         }
         if r.prefix.is_empty() || r.prefix.contains(char::is_whitespace) {
             problem(
@@ -760,7 +762,7 @@ fn validate(
             );
         }
         Some(RedisConfig {
-            url,
+            url: url?,
             prefix: r.prefix.clone(),
             timeout: Duration::from_millis(r.timeout_ms),
             sync_interval: Duration::from_millis(r.sync_interval_ms),
@@ -1170,6 +1172,33 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("client_keys is empty"))
         );
+    }
+
+    #[test]
+    fn redis_is_optional_and_checked() {
+        assert!(load(GOOD).unwrap().redis.is_none());
+        let c = load(&format!(
+            "{GOOD}\n[redis]\nurl = \"redis://127.0.0.1:6379\"\n"
+        ))
+        .unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!(r.prefix, "orch");
+        assert_eq!(r.timeout, Duration::from_millis(500));
+        assert_eq!(r.sync_interval, Duration::from_millis(50));
+        let errs = problems(&format!(
+            "{GOOD}\n[redis]\nurl = \"env:MISSING\"\nprefix = \"\"\ntimeout_ms = 1\n"
+        ));
+        let text = errs.join("\n");
+        for key in ["redis.url", "redis.prefix"] {
+            assert!(text.contains(key), "{key} in {text}");
+        }
+        let errs = problems(&format!(
+            "{GOOD}\n[redis]\nurl = \"http://x\"\ntimeout_ms = 1\n"
+        ));
+        let text = errs.join("\n");
+        for key in ["redis.url", "redis.timeout_ms"] {
+            assert!(text.contains(key), "{key} in {text}");
+        }
     }
 
     #[test]

@@ -203,6 +203,8 @@ struct Lot {
     dirty: bool,
     /// The count the store starts from for an epoch it has none of.
     seed: Option<(i64, u64)>,
+    /// When the last exchange was made (Unix milliseconds; 0: never).
+    last_exchange_ms: i64,
 }
 
 /// Unused claims beyond the reserve are given back after this long
@@ -211,6 +213,10 @@ const IDLE_MS: i64 = 2_000;
 
 /// The reserve is given back after this long without use.
 const KEEP_MS: i64 = 60_000;
+
+/// A claim covers this long of the recent demand, so a busy limit is
+/// exchanged a few times a second, not once per request.
+const HORIZON_MS: u128 = 250;
 
 fn lock(lot: &Mutex<Lot>) -> MutexGuard<'_, Lot> {
     lot.lock().unwrap_or_else(|p| p.into_inner())
@@ -323,7 +329,8 @@ impl Allotment {
         if sharing.is_up() {
             if lot.pool >= amount {
                 lot.pool -= amount;
-                if lot.pool.saturating_mul(2) < lot.last_want {
+                // Low: wake the store task once (not at every request).
+                if lot.pool.saturating_mul(2) < lot.last_want && !lot.dirty {
                     lot.dirty = true;
                     drop(lot);
                     sharing.wake();
@@ -484,10 +491,16 @@ impl Allotment {
         let wanted = if since_use > IDLE_MS {
             keep
         } else {
-            // Enough for twice the demand since the last exchange, at
+            // The demand since the last exchange, over the horizon: at
             // least the reserve, at most a fair share of the limit.
-            lot.demand
-                .saturating_mul(2)
+            let elapsed = now_ms
+                .saturating_sub(lot.last_exchange_ms)
+                .clamp(1, IDLE_MS);
+            let rate_wanted =
+                u128::from(lot.demand) * HORIZON_MS / u128::from(elapsed.unsigned_abs());
+            u64::try_from(rate_wanted)
+                .unwrap_or(u64::MAX)
+                .max(lot.demand)
                 .max(reserve)
                 .min(sharing.share_of(self.limit))
         };
@@ -501,6 +514,7 @@ impl Allotment {
         }
         lot.last_want = want.max(lot.last_want / 2);
         lot.demand = 0;
+        lot.last_exchange_ms = now_ms;
         Some(self.exchange(&mut lot, want))
     }
 

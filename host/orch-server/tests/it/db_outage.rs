@@ -45,7 +45,7 @@ async fn a_database_outage_fails_no_request_and_logging_resumes() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     proxy.cut().await;
     let cut_at = ok.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
     let during = ok.load(Ordering::SeqCst) - cut_at;
     proxy.restore();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -54,13 +54,13 @@ async fn a_database_outage_fails_no_request_and_logging_resumes() {
         l.await.unwrap();
     }
     eprintln!(
-        "{} requests served, {during} of them during the 5 s outage, {} failed",
+        "{} requests served, {during} of them during the 30 s outage, {} failed",
         ok.load(Ordering::SeqCst),
         failed.load(Ordering::SeqCst)
     );
     assert_eq!(failed.load(Ordering::SeqCst), 0, "no request failed");
     assert!(
-        during > 20,
+        during > 100,
         "requests were served during the outage ({during})"
     );
 
