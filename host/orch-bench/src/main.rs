@@ -620,9 +620,14 @@ impl Backend {
     }
 }
 
-/// The same non-streaming load through one gateway per backend, started
-/// afresh each time, the first run (no request log) being the baseline.
-/// A server that cannot be reached is reported, not fatal.
+/// Rounds of the persistence runs; each backend's median round is kept.
+const PERSISTENCE_ROUNDS: usize = 3;
+
+/// The same non-streaming load through one gateway per backend, the first
+/// (no request log) being the baseline. The gateways run side by side and
+/// the backends take turns, round after round, so that a slow spell of the
+/// machine does not land on one backend; each keeps its median round. A
+/// server that cannot be reached is reported, not fatal.
 async fn measure_persistence(
     cli: &Cli,
     services: &mut Services,
@@ -631,13 +636,8 @@ async fn measure_persistence(
 ) -> Result<Vec<PersistenceRun>> {
     let plugins = std::path::absolute(&cli.plugins).context("resolving --plugins")?;
     let mut runs = Vec::new();
+    let mut gateways: Vec<Option<(Service, Option<String>)>> = Vec::new();
     for (i, backend) in Backend::ALL.into_iter().enumerate() {
-        eprintln!(
-            "[{}/{}] persistence: {} at c={PERSISTENCE_CONCURRENCY}…",
-            i + 1,
-            Backend::ALL.len(),
-            backend.label()
-        );
         let sqlite = format!(
             "sqlite://{}",
             scratch.join(format!("persist-{i}.db")).display()
@@ -650,12 +650,13 @@ async fn measure_persistence(
         let url = match url {
             Ok(url) => url,
             Err(e) => {
-                eprintln!("   skipped: {e:#}");
+                eprintln!("persistence: {} skipped: {e:#}", backend.label());
                 runs.push(PersistenceRun {
                     backend: backend.label().to_owned(),
                     outcome: None,
                     note: Some(format!("{e:#}")),
                 });
+                gateways.push(None);
                 continue;
             }
         };
@@ -689,27 +690,48 @@ async fn measure_persistence(
             Some(_) => Some(limited_client_key(gateway.addr()).await?),
             None => None,
         };
-        let pid = gateway.pid();
-        let cpu_probe = move || procs::cpu_time(pid);
-        let scenario = Scenario {
-            addr: gateway.addr(),
-            api: Api::OpenAi,
-            model: procs::OPENAI_MODEL.to_owned(),
-            stream: false,
-            concurrency: PERSISTENCE_CONCURRENCY,
-            warmup: effort.warmup,
-            window: effort.window,
-            bearer,
-        };
-        let outcome = load::run(&scenario, Some(&cpu_probe)).await;
-        gateway.check_alive()?;
-        gateway.stop().await;
-        services.check_alive()?;
         runs.push(PersistenceRun {
             backend: backend.label().to_owned(),
-            outcome: Some(outcome?),
+            outcome: None,
             note: None,
         });
+        gateways.push(Some((gateway, bearer)));
+    }
+
+    let mut outcomes: Vec<Vec<load::Outcome>> = vec![Vec::new(); gateways.len()];
+    for round in 1..=PERSISTENCE_ROUNDS {
+        for (i, slot) in gateways.iter_mut().enumerate() {
+            let Some((gateway, bearer)) = slot else {
+                continue;
+            };
+            eprintln!(
+                "persistence round {round}/{PERSISTENCE_ROUNDS}: {} at c={PERSISTENCE_CONCURRENCY}…",
+                Backend::ALL[i].label()
+            );
+            let pid = gateway.pid();
+            let cpu_probe = move || procs::cpu_time(pid);
+            let scenario = Scenario {
+                addr: gateway.addr(),
+                api: Api::OpenAi,
+                model: procs::OPENAI_MODEL.to_owned(),
+                stream: false,
+                concurrency: PERSISTENCE_CONCURRENCY,
+                warmup: effort.warmup,
+                window: effort.window,
+                bearer: bearer.clone(),
+            };
+            outcomes[i].push(load::run(&scenario, Some(&cpu_probe)).await?);
+            gateway.check_alive()?;
+            services.check_alive()?;
+        }
+    }
+    for ((run, mut rounds), slot) in runs.iter_mut().zip(outcomes).zip(gateways) {
+        if let Some((gateway, _)) = slot {
+            gateway.stop().await;
+        }
+        rounds.sort_by(|a, b| a.throughput().total_cmp(&b.throughput()));
+        let median = rounds.len() / 2;
+        run.outcome = rounds.into_iter().nth(median);
     }
     Ok(runs)
 }

@@ -1037,7 +1037,7 @@ impl Report {
     fn render_persistence(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "9. Persistence: non-stream c={}, OpenAI API, a fresh gateway per backend (µs); {} warm-up, {} window each",
+            "9. Persistence: non-stream c={}, OpenAI API, a gateway per backend, backends in turn, median of 3 rounds (µs); {} warm-up, {} window each",
             self.persistence_concurrency,
             secs(self.warmup),
             secs(self.window)
