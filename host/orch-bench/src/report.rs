@@ -1438,6 +1438,8 @@ mod tests {
                 ("router decision p50 (least-latency)", true),
                 ("router decision p50 (sticky)", false),
                 ("failover routing errors", true),
+                ("throughput with log → PostgreSQL, share of none", true),
+                ("throughput with log → MariaDB, share of none", false),
             ]
         );
         // 1.2 × 100 µs; 2 × 110 µs; 1.2 × 280 µs.
@@ -1505,6 +1507,16 @@ mod tests {
             [
                 ("router decision p50", "no data", false),
                 ("failover routing errors", "no data", false),
+                (
+                    "throughput with log → PostgreSQL, share of none",
+                    "95 %",
+                    true
+                ),
+                (
+                    "throughput with log → MariaDB, share of none",
+                    "no data",
+                    false
+                ),
             ]
         );
         assert!(r.render().contains("(not measured)"));

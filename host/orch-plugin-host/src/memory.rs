@@ -23,3 +23,25 @@ pub(crate) fn release() -> bool {
 pub(crate) fn release() -> bool {
     false
 }
+
+/// Serve allocations of 1 MiB and more from their own mappings, returned
+/// to the system when freed. glibc's default threshold grows to the largest
+/// block freed so far (up to 32 MiB), after which large plugin outputs and
+/// bodies are carved from arenas and their pages can stay resident; a fixed
+/// threshold keeps the resident size at the working set. Idempotent.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[expect(
+    unsafe_code,
+    reason = "mallopt is FFI; it takes no pointers and glibc serialises it with every allocator call"
+)]
+pub(crate) fn map_large_blocks() {
+    // SAFETY: `mallopt` has no preconditions; M_MMAP_THRESHOLD accepts any
+    // size up to 32 MiB.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+/// Other allocators have no such setting.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn map_large_blocks() {}

@@ -107,6 +107,7 @@ impl PluginHost {
     /// Create the runtime for a plugins folder (created if missing). Nothing
     /// is loaded until [`PluginHost::reload`].
     pub fn new(dir: impl Into<PathBuf>, limits: Limits) -> Result<Arc<PluginHost>, String> {
+        crate::memory::map_large_blocks();
         let dir = dir.into();
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create plugins folder {}: {e}", dir.display()))?;
