@@ -49,14 +49,17 @@ fn on_event(state: &AppState, event: Event) {
             for_ms,
         } => {
             let live = state.live();
+            let span = Duration::from_millis(for_ms);
             if let Some(p) = live.providers.iter().find(|p| p.pool_id == pool)
                 && index < p.pool.len()
+                // Never shorten a longer cool-down learnt here.
+                && p.pool.cooling_for(index, &model, now).is_none_or(|d| d < span)
             {
                 p.pool.rate_limited(
                     index,
                     &model,
                     now,
-                    Some(Duration::from_millis(for_ms)),
+                    Some(span),
                     "rate limited (reported by another replica)",
                 );
             }
