@@ -36,7 +36,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-fn ms(d: Duration) -> u64 {
+/// A duration in whole milliseconds, for JSON views and events.
+pub(crate) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -9,11 +9,8 @@ use std::time::{Duration, Instant};
 use orch_core::routing::health::Health;
 use orch_share::Event;
 
+use crate::ops::ms;
 use crate::state::{AppState, Provider};
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
 
 /// Start listening to the other replicas (when Redis is configured).
 pub fn spawn(state: &AppState) {
