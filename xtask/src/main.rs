@@ -24,6 +24,11 @@ const BUNDLED: &[(&str, &str)] = &[
     ("gemini", "gemini.wasm"),
     ("dialect_anthropic", "dialect-anthropic.wasm"),
     ("dialect_gemini", "dialect-gemini.wasm"),
+    ("transform_pii", "pii-redact.wasm"),
+    ("transform_prompt", "system-prompt.wasm"),
+    ("transform_model", "model-rewrite.wasm"),
+    ("transform_params", "param-policy.wasm"),
+    ("transform_blocklist", "block-list.wasm"),
 ];
 
 fn main() -> Result<()> {

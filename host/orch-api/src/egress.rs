@@ -46,6 +46,8 @@ pub(crate) struct ClientStream {
     /// Drop meta chunks before the first content chunk (the client already
     /// has them from an attempt that failed over).
     skip_leading_meta: bool,
+    /// The transformers' stream filters, applied before encoding.
+    filters: Option<crate::transform::Filters>,
 }
 
 fn put_all(buf: &mut BytesMut, events: &[SseEvent]) {
@@ -64,7 +66,13 @@ impl ClientStream {
             content_chunks: 0,
             first_content_at: None,
             skip_leading_meta: false,
+            filters: None,
         }
+    }
+
+    /// Rewrite canonical chunks with these filters before encoding.
+    pub(crate) fn filter_with(&mut self, filters: crate::transform::Filters) {
+        self.filters = Some(filters);
     }
 
     /// Canonical chunks to an OpenAI client; `reopened` when an earlier
@@ -114,6 +122,10 @@ impl ClientStream {
     /// Take the decoder's items: encode chunks, remember usage and the end.
     /// Fails only when a dialect plugin's encoder fails.
     pub(crate) async fn absorb(&mut self, items: Vec<StreamItem>) -> Result<(), ApiError> {
+        let items = match &mut self.filters {
+            Some(f) => f.apply(items, self.usage).await?,
+            None => items,
+        };
         if let Encoder::OpenAi(_) = &self.enc {
             let mut items = items;
             for item in &items {

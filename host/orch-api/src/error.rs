@@ -243,6 +243,32 @@ impl ApiError {
         )
     }
 
+    /// A transformer refused the request (or its response) on purpose.
+    pub fn rejected(r: &orch_core::contract::Rejection) -> Self {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let kind = match status.as_u16() {
+            429 => "rate_limit_error",
+            s if s >= 500 => "server_error",
+            403 => "permission_error",
+            _ => "invalid_request_error",
+        };
+        Self::new(status, kind, &r.code, r.message.clone())
+    }
+
+    /// A transformer failed (trapped, timed out, gave invalid output, or its
+    /// configuration was refused) and its policy is fail-closed.
+    pub fn transformer(plugin: &str) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "transformer_failure",
+            format!(
+                "The gateway's `{}` transformer failed while handling this request.",
+                clip(plugin, 64)
+            ),
+        )
+    }
+
     /// The upstream could not be reached or broke the exchange.
     pub fn upstream(e: &UpstreamError) -> Self {
         let (status, code, message, class) = match e {

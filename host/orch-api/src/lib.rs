@@ -16,6 +16,7 @@ mod probes;
 mod share;
 mod sse;
 mod state;
+mod transform;
 
 pub use admin::openapi;
 pub use catalog::{check_sealed_keys, import_file, run_refresh};

@@ -492,27 +492,112 @@ struct Request {
     include_usage: bool,
     /// The canonical body and what it needs, when some target needs it.
     canonical: Option<(Bytes, ChatProfile)>,
+    /// The transformers of this request; with any, every target gets the
+    /// canonical form (no pass-through).
+    transforms: Option<crate::transform::Chain>,
 }
 
 impl Request {
-    /// Read the request. Non-OpenAI requests are decoded by their dialect
-    /// plugin only when a target of the route speaks another dialect;
-    /// same-dialect targets get the client's bytes (pass-through).
+    /// Read the request and run its request transformers. Non-OpenAI
+    /// requests are decoded by their dialect plugin only when a target of
+    /// the route speaks another dialect or a transformer applies;
+    /// same-dialect targets otherwise get the client's bytes (pass-through).
     async fn read(
+        state: &AppState,
         live: &Live,
-        snapshot: &Snapshot,
+        snapshot: &Arc<Snapshot>,
         headers: &HeaderMap,
         ingress: &ChatIngress,
+        client: Option<&crate::state::Client>,
+    ) -> Result<Request, ApiError> {
+        let mut request = Self::decode(live, snapshot, headers, ingress, client, state).await?;
+        let Some(chain) = request.transforms.as_mut() else {
+            return Ok(request);
+        };
+        let Some((body, _)) = &request.canonical else {
+            return Err(ApiError::unavailable(format!(
+                "The {} dialect plugin is not loaded, so this request cannot be transformed.",
+                ingress.dialect.as_str()
+            )));
+        };
+        let Some(new) = chain.on_request(body).await? else {
+            return Ok(request);
+        };
+        let mut profile = ChatProfile::inspect(new.as_bytes()).map_err(|e| {
+            tracing::warn!(request_id = %ingress.request_id, "transformers produced an invalid canonical request: {e}");
+            ApiError::transformer("request")
+        })?;
+        if ingress.dialect != Dialect::OpenAi {
+            // The stream flag is the endpoint's or the client's, as decoded.
+            profile.stream = request.stream;
+        }
+        request.model = chain.model().to_string();
+        profile.model.clone_from(&request.model);
+        request.max_tokens = profile.max_tokens;
+        if ingress.dialect == Dialect::OpenAi {
+            request.include_usage = profile.include_usage;
+        }
+        request.canonical = Some((Bytes::from(new), profile));
+        Ok(request)
+    }
+
+    /// The transformers that apply to a chat request for `model`.
+    fn chain(
+        state: &AppState,
+        snapshot: &Arc<Snapshot>,
+        ingress: &ChatIngress,
+        client: Option<&crate::state::Client>,
+        model: &str,
+        stream: bool,
+    ) -> Option<crate::transform::Chain> {
+        if ingress.operation != Operation::Chat {
+            return None;
+        }
+        let identity = client.map(|c| orch_core::transform::ClientIdentity {
+            id: c.id,
+            name: &c.name,
+        });
+        state.transformers().chain(
+            snapshot,
+            model,
+            identity,
+            orch_core::contract::TransformContext {
+                request_id: ingress.request_id.clone(),
+                ingress_dialect: ingress.dialect.as_str().to_string(),
+                requested_model: model.to_string(),
+                streaming: stream,
+                client_key_id: client.map(|c| c.id.to_string()),
+                config: String::new(),
+            },
+        )
+    }
+
+    async fn decode(
+        live: &Live,
+        snapshot: &Arc<Snapshot>,
+        headers: &HeaderMap,
+        ingress: &ChatIngress,
+        client: Option<&crate::state::Client>,
+        state: &AppState,
     ) -> Result<Request, ApiError> {
         if ingress.dialect == Dialect::OpenAi {
             let profile = ChatProfile::inspect(&ingress.body)
                 .map_err(|e| ApiError::bad_request(e.to_string(), e.param()))?;
+            let transforms = Self::chain(
+                state,
+                snapshot,
+                ingress,
+                client,
+                &profile.model,
+                profile.stream,
+            );
             return Ok(Request {
                 model: profile.model.clone(),
                 stream: profile.stream,
                 max_tokens: profile.max_tokens,
                 include_usage: profile.include_usage,
                 canonical: Some((ingress.body.clone(), profile)),
+                transforms,
             });
         }
         let (model, stream, max_tokens) = match &ingress.path_model {
@@ -540,23 +625,29 @@ impl Request {
             }
         };
         let stream = stream && ingress.operation == Operation::Chat;
-        let route = live
-            .catalogue
-            .resolve(&model)
-            .ok_or_else(|| ApiError::model_not_found(&model))?
-            .route;
-        let translating = route.targets.iter().any(|t| {
-            live.providers
-                .get(t.provider)
-                .and_then(|p| snapshot.adapter(&p.adapter))
-                .is_some_and(|a| a.info.dialect != ingress.dialect.as_str())
-        });
+        let transforms = Self::chain(state, snapshot, ingress, client, &model, stream);
+        // With transformers the model is resolved after them (a rule may
+        // rewrite it), and every target gets the canonical form.
+        let translating = transforms.is_some() || {
+            let route = live
+                .catalogue
+                .resolve(&model)
+                .ok_or_else(|| ApiError::model_not_found(&model))?
+                .route;
+            route.targets.iter().any(|t| {
+                live.providers
+                    .get(t.provider)
+                    .and_then(|p| snapshot.adapter(&p.adapter))
+                    .is_some_and(|a| a.info.dialect != ingress.dialect.as_str())
+            })
+        };
         let mut request = Request {
             model,
             stream,
             max_tokens,
             include_usage: false,
             canonical: None,
+            transforms,
         };
         if !translating && ingress.operation == Operation::Chat {
             return Ok(request);
@@ -647,7 +738,8 @@ async fn prepare(
         ingress.query_key.as_deref(),
     )?;
     let snapshot = state.services().plugins.snapshot();
-    let request = Request::read(&live, &snapshot, headers, ingress).await?;
+    let request =
+        Request::read(state, &live, &snapshot, headers, ingress, client.as_deref()).await?;
     log.rec.requested_model = crate::error::clip(&request.model, 256);
     log.rec.streamed = request.stream;
     if let Some(client) = client {
@@ -1059,7 +1151,10 @@ fn plan(
         if counting && !a.info.capabilities.iter().any(|c| c == "count-tokens") {
             return false;
         }
-        if ingress.dialect != Dialect::OpenAi && a.info.dialect == ingress.dialect.as_str() {
+        if request.transforms.is_none()
+            && ingress.dialect != Dialect::OpenAi
+            && a.info.dialect == ingress.dialect.as_str()
+        {
             return true;
         }
         request
@@ -1178,8 +1273,9 @@ impl<'a> Attempt<'a> {
         received_at_ms: u64,
         deadline: Instant,
     ) -> Result<Attempt<'a>, ApiError> {
-        let native =
-            ingress.dialect != Dialect::OpenAi && plugin.info.dialect == ingress.dialect.as_str();
+        let native = request.transforms.is_none()
+            && ingress.dialect != Dialect::OpenAi
+            && plugin.info.dialect == ingress.dialect.as_str();
         let mut payload = if native {
             ingress.body.clone()
         } else {
@@ -1403,7 +1499,14 @@ impl<'a> Attempt<'a> {
                 .parse_response(status, &headers, &body)
                 .await
                 .map_err(|e| self.call_error(e))?;
-            let body = self.encode(parsed.body, parsed.usage).await?;
+            let body = match &self.request.transforms {
+                Some(chain) => chain
+                    .on_response(parsed.body, parsed.usage)
+                    .await
+                    .map_err(Failed::Final)?,
+                None => parsed.body,
+            };
+            let body = self.encode(body, parsed.usage).await?;
             log.usage(parsed.usage);
             log.respond(&body);
             log.finish(200, Outcome::Ok, None);
@@ -1535,6 +1638,14 @@ impl<'a> Attempt<'a> {
     /// The client stream in the client's dialect. `reopened`: the client
     /// already has a role chunk from an earlier attempt.
     async fn client_stream(&self, reopened: bool) -> Result<ClientStream, Failed> {
+        let mut out = self.encoder(reopened).await?;
+        if let Some(chain) = &self.request.transforms {
+            out.filter_with(chain.filters().await.map_err(Failed::Final)?);
+        }
+        Ok(out)
+    }
+
+    async fn encoder(&self, reopened: bool) -> Result<ClientStream, Failed> {
         if self.dialect == Dialect::OpenAi {
             return Ok(ClientStream::openai(
                 &self.ctx.requested_model,

@@ -55,6 +55,8 @@ struct Inner {
     revision: AtomicI64,
     /// Wakes the refresh task (another replica changed the catalogue).
     reload_now: tokio::sync::Notify,
+    /// The transformer attachments.
+    transformers: Arc<crate::transform::Transformers>,
 }
 
 /// What the configuration file decides besides the catalogue.
@@ -105,6 +107,8 @@ struct HealthBook {
 pub(crate) struct Client {
     /// Row id (logged with each request).
     pub(crate) id: i64,
+    /// Its name (transformers can be attached by name).
+    pub(crate) name: String,
     /// Limits, budget and counters.
     pub(crate) state: orch_core::clients::ClientState,
     /// Log its requests' bodies.
@@ -317,7 +321,15 @@ impl AppState {
             file: crate::catalog::FileSide::from_config(config),
             revision: AtomicI64::new(-1),
             reload_now: tokio::sync::Notify::new(),
+            transformers: Arc::new(crate::transform::Transformers::new(
+                config.transformers.clone(),
+            )),
         }))
+    }
+
+    /// The transformer attachments.
+    pub(crate) fn transformers(&self) -> &Arc<crate::transform::Transformers> {
+        &self.0.transformers
     }
 
     /// Serve a compiled database snapshot; requests in flight keep the old
@@ -451,6 +463,7 @@ fn clients(
                 }
                 Arc::new(Client {
                     id: row.id,
+                    name: row.name.clone(),
                     state,
                     capture_bodies: row.capture_bodies,
                 })

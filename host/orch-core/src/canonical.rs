@@ -401,3 +401,74 @@ mod estimate_tests {
         assert_eq!(super::estimate_input_tokens(b"nope"), 0);
     }
 }
+
+/// What a canonical `chat.completion.chunk` (JSON text) means to the host,
+/// for chunks that come from a transformer rather than an adapter:
+/// [`ChunkKind::Content`] when a choice's `delta` carries model output (a
+/// non-empty `content`, `refusal`, `reasoning_content` or `reasoning`,
+/// `tool_calls` or a `function_call`), [`ChunkKind::Usage`] when there are
+/// no choices but a `usage` object, [`ChunkKind::Meta`] otherwise. `None`
+/// when the text is not a JSON object.
+pub fn chunk_kind(chunk: &str) -> Option<crate::contract::ChunkKind> {
+    use crate::contract::ChunkKind;
+    use serde_json::Value;
+    let v: serde_json::Map<String, Value> = serde_json::from_str(chunk).ok()?;
+    let choices = v.get("choices").and_then(Value::as_array);
+    let output = |d: &Value| {
+        let text = |f: &str| {
+            d.get(f)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        };
+        ["content", "refusal", "reasoning_content", "reasoning"]
+            .into_iter()
+            .any(text)
+            || d.get("tool_calls")
+                .is_some_and(|t| !t.is_null() && t.as_array().is_none_or(|a| !a.is_empty()))
+            || d.get("function_call").is_some_and(|f| !f.is_null())
+    };
+    if choices
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("delta"))
+        .any(output)
+    {
+        return Some(ChunkKind::Content);
+    }
+    if choices.is_none_or(Vec::is_empty) && v.get("usage").is_some_and(Value::is_object) {
+        return Some(ChunkKind::Usage);
+    }
+    Some(ChunkKind::Meta)
+}
+
+#[cfg(test)]
+mod chunk_kind_tests {
+    use super::chunk_kind;
+    use crate::contract::ChunkKind;
+
+    #[test]
+    fn kinds() {
+        let k = |s: &str| chunk_kind(s);
+        assert_eq!(
+            k(r#"{"choices":[{"delta":{"content":"Hi"}}]}"#),
+            Some(ChunkKind::Content)
+        );
+        assert_eq!(
+            k(r#"{"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}"#),
+            Some(ChunkKind::Content)
+        );
+        assert_eq!(
+            k(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#),
+            Some(ChunkKind::Meta)
+        );
+        assert_eq!(
+            k(r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#),
+            Some(ChunkKind::Meta)
+        );
+        assert_eq!(
+            k(r#"{"choices":[],"usage":{"prompt_tokens":1}}"#),
+            Some(ChunkKind::Usage)
+        );
+        assert_eq!(k("[1]"), None);
+    }
+}

@@ -116,6 +116,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// The operator API.
     pub admin: AdminConfig,
+    /// Transformer attachments, in order (`[[transformers]]`).
+    pub transformers: Vec<crate::transform::Attachment>,
     /// Things that are allowed but worth a warning at start.
     pub warnings: Vec<String>,
 }
@@ -332,6 +334,8 @@ struct RawConfig {
     health: RawHealth,
     #[serde(default)]
     admin: RawAdmin,
+    #[serde(default)]
+    transformers: Vec<crate::transform::AttachmentSpec>,
 }
 
 #[derive(Deserialize, Default)]
@@ -938,6 +942,7 @@ fn validate(
                 .into(),
         );
     }
+    let transformers = crate::transform::validate(raw.transformers, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError::Invalid {
             file: path.to_path_buf(),
@@ -1010,6 +1015,7 @@ fn validate(
         routing: retry,
         health,
         admin: AdminConfig { token: admin_token },
+        transformers,
         warnings,
     })
 }

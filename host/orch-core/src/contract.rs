@@ -430,3 +430,42 @@ pub struct SseEvent {
     /// The `data:` field.
     pub data: String,
 }
+
+/// What a transformer knows about the request it transforms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransformContext {
+    /// The gateway's request id.
+    pub request_id: String,
+    /// The dialect the client speaks (`openai`, `anthropic`, `gemini`).
+    pub ingress_dialect: String,
+    /// The model the client asked for, after earlier transformers.
+    pub requested_model: String,
+    /// Whether the client asked for a stream.
+    pub streaming: bool,
+    /// The id of the client key, when the client authenticated with one.
+    pub client_key_id: Option<String>,
+    /// The attachment's configuration as a JSON object (`{}` when none).
+    pub config: String,
+}
+
+/// A transformer's deliberate refusal, sent to the client in its dialect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// HTTP status, 400..=599.
+    pub status: u16,
+    /// Stable machine-readable code, e.g. `blocked_by_policy`.
+    pub code: String,
+    /// Message for the client.
+    pub message: String,
+}
+
+/// What a transformer does with a request or a complete response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransformAction {
+    /// Leave it as it is.
+    Pass,
+    /// Replace it with this canonical JSON text.
+    Replace(String),
+    /// Refuse it.
+    Reject(Rejection),
+}

@@ -13,3 +13,4 @@ pub mod config;
 pub mod contract;
 pub mod routing;
 pub mod secrets;
+pub mod transform;

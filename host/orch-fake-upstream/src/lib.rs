@@ -56,7 +56,8 @@
 //!   output tokens.
 //! - Echo: when the last user message's text contains `echo:`, the reply is
 //!   exactly the text after the first `echo:` (leading whitespace trimmed),
-//!   not padded, in at most `chunks` pieces.
+//!   not padded, in at most `chunks` pieces. `echo64:<base64>` echoes the
+//!   decoded text instead (a reply a request's own text does not show).
 //! - Tools: when tools are sent (and not disabled by `tool_choice` /
 //!   `toolConfig` mode `NONE`) and the conversation does not end with tool
 //!   results, the reply calls the first two tools in parallel (one with

@@ -18,6 +18,10 @@ pub(crate) const QUOTE_CHARS: usize = 40;
 /// The marker that turns an answer into an echo.
 pub(crate) const ECHO_MARKER: &str = "echo:";
 
+/// The marker that turns an answer into the echo of a base64 text (so a
+/// test can have the fake say what a request may not contain).
+pub(crate) const ECHO64_MARKER: &str = "echo64:";
+
 /// The first [`QUOTE_CHARS`] characters of `texts`, concatenated.
 pub(crate) fn quote<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
     let mut quote = String::new();
@@ -39,6 +43,18 @@ pub(crate) fn quote<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
 pub(crate) fn echo(text: &str) -> Option<&str> {
     text.split_once(ECHO_MARKER)
         .map(|(_, rest)| rest.trim_start())
+}
+
+/// The UTF-8 text whose standard base64 follows [`ECHO64_MARKER`] (up to the
+/// next whitespace).
+pub(crate) fn echo64(text: &str) -> Option<String> {
+    use base64::Engine as _;
+    let (_, rest) = text.split_once(ECHO64_MARKER)?;
+    let encoded = rest.split_whitespace().next()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// `Fake reply to: <quote>` plus the image mention.
@@ -91,6 +107,12 @@ pub(crate) struct ToolToCall {
 /// The answer to the texts of the last user message: the echo of their
 /// `\n`-joined text, or `Fake reply to: <quote of their concatenation>`.
 pub(crate) fn answer_intent(last_user_texts: &[&str], images: usize) -> Intent {
+    if let Some(decoded) = last_user_texts.iter().find_map(|t| echo64(t)) {
+        return Intent::Text {
+            text: decoded,
+            exact: true,
+        };
+    }
     if last_user_texts
         .iter()
         .any(|text| text.contains(ECHO_MARKER))
@@ -145,6 +167,8 @@ mod tests {
     fn echo_takes_the_rest() {
         assert_eq!(echo("please echo:  hello world"), Some("hello world"));
         assert_eq!(echo("echo:"), Some(""));
+        assert_eq!(echo64("say echo64:aGk= please").as_deref(), Some("hi"));
+        assert_eq!(echo64("echo64:!!"), None);
         assert_eq!(echo("no marker"), None);
     }
 

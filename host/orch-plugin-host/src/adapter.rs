@@ -12,7 +12,7 @@ use crate::convert;
 use crate::error::{CallError, PluginFault};
 use crate::host_state::HostState;
 use crate::loader::LoadedPlugin;
-use crate::runtime::{arm, settle};
+use crate::runtime::{arm, guarded};
 
 /// An adapter plugin instantiated for one attempt. Holding it pins the plugin
 /// version it was created from, so a hot reload never changes it mid-request.
@@ -25,29 +25,6 @@ pub struct AdapterInstance {
     base_url: String,
     decoder: Option<ResourceAny>,
     poisoned: bool,
-}
-
-macro_rules! guarded {
-    ($self:ident, |$store:ident, $guest:ident, $ctx:ident| $call:expr) => {{
-        if $self.poisoned {
-            return Err(PluginFault::Poisoned.into());
-        }
-        arm(&mut $self.store);
-        let backstop = $self.plugin.runtime.limits.wall_backstop();
-        let outcome = {
-            let $store = &mut $self.store;
-            let $guest = &$self.guest;
-            let $ctx = &$self.ctx;
-            tokio::time::timeout(backstop, $call).await
-        };
-        match settle(&$self.store, &$self.plugin.runtime.limits, outcome) {
-            Ok(v) => v,
-            Err(fault) => {
-                $self.poisoned = true;
-                return Err(fault.into());
-            }
-        }
-    }};
 }
 
 impl AdapterInstance {
@@ -146,7 +123,7 @@ impl AdapterInstance {
     pub async fn push(&mut self, frame: &c::Frame) -> Result<Vec<c::StreamItem>, CallError> {
         let dec = self.decoder()?;
         let frame = convert::frame(frame);
-        let out = guarded!(self, |store, guest, _ctx| guest
+        let out = guarded!(self, |store, guest| guest
             .stream_decoder()
             .call_push(store, dec, &frame));
         self.stream_result(out)
@@ -155,7 +132,7 @@ impl AdapterInstance {
     /// The upstream body ended.
     pub async fn finish(&mut self) -> Result<Vec<c::StreamItem>, CallError> {
         let dec = self.decoder()?;
-        let out = guarded!(self, |store, guest, _ctx| guest
+        let out = guarded!(self, |store, guest| guest
             .stream_decoder()
             .call_finish(store, dec));
         self.stream_result(out)
@@ -187,7 +164,7 @@ impl AdapterInstance {
     /// The provider's cheap health probe, if it has one.
     pub async fn probe_request(&mut self) -> Result<Option<c::UpstreamRequest>, PluginFault> {
         let provider = self.ctx.provider.clone();
-        let out = guarded!(self, |store, guest, _ctx| guest
+        let out = guarded!(self, |store, guest| guest
             .call_probe_request(store, &provider));
         match out {
             None => Ok(None),
@@ -206,7 +183,7 @@ impl AdapterInstance {
     ) -> Result<Result<(), ClassifiedError>, PluginFault> {
         let provider = self.ctx.provider.clone();
         let headers = headers.to_vec();
-        let out = guarded!(self, |store, guest, _ctx| guest
+        let out = guarded!(self, |store, guest| guest
             .call_judge_probe(store, &provider, status, &headers, body));
         Ok(out.map_err(convert::plugin_error))
     }
@@ -214,7 +191,7 @@ impl AdapterInstance {
     /// Check a provider configuration with the adapter.
     pub async fn check_provider(&mut self) -> Result<Result<(), ClassifiedError>, PluginFault> {
         let provider = self.ctx.provider.clone();
-        let out = guarded!(self, |store, guest, _ctx| guest
+        let out = guarded!(self, |store, guest| guest
             .call_check_provider(store, &provider));
         Ok(out.map_err(convert::plugin_error))
     }

@@ -12,7 +12,7 @@ use crate::convert;
 use crate::error::{CallError, PluginFault};
 use crate::host_state::HostState;
 use crate::loader::LoadedPlugin;
-use crate::runtime::{arm, settle};
+use crate::runtime::{arm, guarded};
 
 /// A dialect plugin instantiated for one request. Like an adapter instance it
 /// pins its plugin version and refuses calls after a fault.
@@ -22,28 +22,6 @@ pub struct DialectInstance {
     guest: d::Guest,
     encoder: Option<ResourceAny>,
     poisoned: bool,
-}
-
-macro_rules! guarded {
-    ($self:ident, |$store:ident, $guest:ident| $call:expr) => {{
-        if $self.poisoned {
-            return Err(PluginFault::Poisoned.into());
-        }
-        arm(&mut $self.store);
-        let backstop = $self.plugin.runtime.limits.wall_backstop();
-        let outcome = {
-            let $store = &mut $self.store;
-            let $guest = &$self.guest;
-            tokio::time::timeout(backstop, $call).await
-        };
-        match settle(&$self.store, &$self.plugin.runtime.limits, outcome) {
-            Ok(v) => v,
-            Err(fault) => {
-                $self.poisoned = true;
-                return Err(fault.into());
-            }
-        }
-    }};
 }
 
 fn egress(ctx: &c::EgressContext) -> d::EgressContext {

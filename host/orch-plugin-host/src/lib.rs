@@ -18,6 +18,7 @@ mod loader;
 mod memory;
 mod registry;
 mod runtime;
+mod transformer;
 mod watcher;
 
 pub use adapter::AdapterInstance;
@@ -26,4 +27,5 @@ pub use error::{CallError, PluginFault};
 pub use loader::LoadedPlugin;
 pub use registry::{FileState, PluginHost, ReloadReport, Snapshot};
 pub use runtime::Limits;
+pub use transformer::TransformerInstance;
 pub use watcher::Watcher;

@@ -16,6 +16,7 @@ use crate::dialect::DialectInstance;
 use crate::error::PluginFault;
 use crate::host_state::HostState;
 use crate::runtime::{Runtime, arm, settle};
+use crate::transformer::TransformerInstance;
 
 /// The WIT package every plugin interface belongs to.
 const PACKAGE: &str = "llm-orchestrator:plugin";
@@ -81,6 +82,14 @@ impl LoadedPlugin {
         DialectInstance::new(self.clone(), request_id).await
     }
 
+    /// Instantiate this transformer for one request.
+    pub async fn transformer(
+        self: &Arc<Self>,
+        request_id: &str,
+    ) -> Result<TransformerInstance, PluginFault> {
+        TransformerInstance::new(self.clone(), request_id).await
+    }
+
     pub(crate) async fn instantiate_dialect(
         &self,
         request_id: &str,
@@ -88,11 +97,8 @@ impl LoadedPlugin {
         let Exports::Dialect(indices) = &self.exports else {
             return Err(self.not_a("dialect"));
         };
-        let (mut store, instance) = self.fresh_instance(request_id).await?;
-        let guest = indices
-            .load(&mut store, &instance)
-            .map_err(|e| PluginFault::Trap(e.to_string()))?;
-        Ok((store, guest))
+        self.load_guest(request_id, |store, instance| indices.load(store, instance))
+            .await
     }
 
     pub(crate) async fn instantiate_adapter(
@@ -102,10 +108,29 @@ impl LoadedPlugin {
         let Exports::Adapter(indices) = &self.exports else {
             return Err(self.not_a("adapter"));
         };
+        self.load_guest(request_id, |store, instance| indices.load(store, instance))
+            .await
+    }
+
+    pub(crate) async fn instantiate_transformer(
+        &self,
+        request_id: &str,
+    ) -> Result<(Store<HostState>, transformer::Guest), PluginFault> {
+        let Exports::Transformer(indices) = &self.exports else {
+            return Err(self.not_a("transformer"));
+        };
+        self.load_guest(request_id, |store, instance| indices.load(store, instance))
+            .await
+    }
+
+    /// A fresh instance and its typed exports.
+    async fn load_guest<G>(
+        &self,
+        request_id: &str,
+        load: impl FnOnce(&mut Store<HostState>, &wasmtime::component::Instance) -> wasmtime::Result<G>,
+    ) -> Result<(Store<HostState>, G), PluginFault> {
         let (mut store, instance) = self.fresh_instance(request_id).await?;
-        let guest = indices
-            .load(&mut store, &instance)
-            .map_err(|e| PluginFault::Trap(e.to_string()))?;
+        let guest = load(&mut store, &instance).map_err(|e| PluginFault::Trap(e.to_string()))?;
         Ok((store, guest))
     }
 

@@ -189,3 +189,31 @@ pub(crate) fn settle<T>(
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+/// Run one guest call under the per-call limits: refuse a poisoned instance,
+/// arm the CPU deadline, bound the wall time, classify a failure and poison
+/// the instance after one. `$self` has fields `poisoned`, `store`, `guest`
+/// and `plugin`; the listed extra fields are borrowed for the call too.
+macro_rules! guarded {
+    ($self:ident, |$store:ident, $guest:ident $(, $field:ident)*| $call:expr) => {{
+        if $self.poisoned {
+            return Err($crate::error::PluginFault::Poisoned.into());
+        }
+        $crate::runtime::arm(&mut $self.store);
+        let backstop = $self.plugin.runtime.limits.wall_backstop();
+        let outcome = {
+            let $store = &mut $self.store;
+            let $guest = &$self.guest;
+            $(let $field = &$self.$field;)*
+            tokio::time::timeout(backstop, $call).await
+        };
+        match $crate::runtime::settle(&$self.store, &$self.plugin.runtime.limits, outcome) {
+            Ok(v) => v,
+            Err(fault) => {
+                $self.poisoned = true;
+                return Err(fault.into());
+            }
+        }
+    }};
+}
+pub(crate) use guarded;

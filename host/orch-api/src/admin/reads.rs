@@ -470,3 +470,75 @@ pub(crate) async fn health(State(state): State<AppState>, headers: HeaderMap) ->
         .await
         .into_response()
 }
+
+/// A transformer attachment with its counters.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TransformerItem {
+    /// Its position among `[[transformers]]` (its order in the chain).
+    index: usize,
+    /// The transformer plugin's id.
+    plugin: String,
+    /// The model patterns it is limited to (`null`: every model).
+    models: Option<Vec<String>>,
+    /// The client keys it is limited to, by id or name (`null`: every request).
+    #[schema(value_type = Option<Vec<Object>>)]
+    client_keys: Option<Vec<serde_json::Value>>,
+    /// `fail-closed` or `fail-open`.
+    on_error: &'static str,
+    /// The loaded version of its plugin (`null`: not loaded).
+    version: Option<String>,
+    /// The plugin's verdict on the configuration, once checked (`null`:
+    /// not checked yet for the loaded version).
+    config_error: Option<String>,
+    /// Whether the configuration was checked and accepted by the loaded version.
+    config_ok: Option<bool>,
+    /// Hook calls.
+    calls: u64,
+    /// Bodies or chunks replaced.
+    replaced: u64,
+    /// Requests or responses refused on purpose.
+    rejected: u64,
+    /// Failures that failed the request (fail-closed).
+    failed: u64,
+    /// Failures skipped (fail-open).
+    skipped: u64,
+}
+
+/// Transformer attachments in chain order, with their counters.
+#[utoipa::path(get, path = "/admin/v1/transformers", tag = "observe",
+    responses((status = 200, body = [TransformerItem])))]
+pub(crate) async fn transformers(State(state): State<AppState>) -> Json<Vec<TransformerItem>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let snap = state.services().plugins.snapshot();
+    let all = state.transformers();
+    let items = all
+        .views()
+        .map(|(n, a, s)| {
+            let plugin = snap.transformer(&a.plugin);
+            let verdict = plugin.and_then(|p| all.verdict(n, &p.sha256));
+            TransformerItem {
+                index: a.index,
+                plugin: a.plugin.clone(),
+                models: a.models.clone(),
+                client_keys: a.client_keys.as_ref().map(|refs| {
+                    refs.iter()
+                        .map(|r| match r {
+                            orch_core::transform::ClientRef::Id(id) => serde_json::json!(id),
+                            orch_core::transform::ClientRef::Name(n) => serde_json::json!(n),
+                        })
+                        .collect()
+                }),
+                on_error: a.on_error.as_str(),
+                version: plugin.map(|p| p.info.version.to_string()),
+                config_ok: verdict.as_ref().map(Result::is_ok),
+                config_error: verdict.and_then(Result::err),
+                calls: s.calls.load(Relaxed),
+                replaced: s.replaced.load(Relaxed),
+                rejected: s.rejected.load(Relaxed),
+                failed: s.failed.load(Relaxed),
+                skipped: s.skipped.load(Relaxed),
+            }
+        })
+        .collect();
+    Json(items)
+}

@@ -192,11 +192,14 @@ pub(crate) fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
     let echo = last_user
         .and_then(|message| message.content.as_ref())
         .filter(|content| {
-            content
-                .texts()
-                .any(|text| text.contains(synth::ECHO_MARKER))
+            content.texts().any(|text| {
+                text.contains(synth::ECHO_MARKER) || text.contains(synth::ECHO64_MARKER)
+            })
         })
         .and_then(|content| {
+            if let Some(decoded) = content.texts().find_map(synth::echo64) {
+                return Some(decoded);
+            }
             let text = content.texts().collect::<Vec<_>>().join("\n");
             synth::echo(&text).map(str::to_owned)
         });

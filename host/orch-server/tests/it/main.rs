@@ -23,3 +23,4 @@ mod proxy;
 mod redis_share;
 mod replicas;
 mod routing;
+mod transformers;
