@@ -118,6 +118,11 @@
 //! * [`provider`]: checking a provider's configuration (base URL, options
 //!   with errors naming the known keys, extra headers) and joining endpoint
 //!   URLs, with the same messages in every adapter.
+//! * [`config`]: parsing a plugin's configuration (e.g. a transformer's
+//!   attachment configuration) into a serde type, with errors naming the key
+//!   at fault.
+//! * [`TransformContext::for_config`]: a context for a transformer's unit
+//!   tests.
 //!
 //! Native unit tests (`cargo test --target x86_64-unknown-linux-gnu`) work:
 //! outside WebAssembly the log goes to standard error and the export macros
@@ -127,6 +132,7 @@ mod adapter;
 #[doc(hidden)]
 pub mod bindings;
 mod classify;
+pub mod config;
 mod dialect;
 mod error;
 #[doc(hidden)]

@@ -89,6 +89,38 @@ pub struct TransformContext {
     pub config: String,
 }
 
+impl TransformContext {
+    /// A context with this attachment configuration and placeholder values
+    /// for everything else, for a transformer's unit tests: request id
+    /// `test`, ingress dialect `openai`, requested model `test-model`, not
+    /// streaming, no client key. Change a field with struct update syntax.
+    ///
+    /// ```
+    /// use orch_plugin_sdk::TransformContext;
+    ///
+    /// let ctx = TransformContext::for_config(r#"{"text": "Be brief."}"#);
+    /// assert_eq!(ctx.config, r#"{"text": "Be brief."}"#);
+    /// assert_eq!(ctx.requested_model, "test-model");
+    /// assert!(!ctx.streaming && ctx.client_key_id.is_none());
+    ///
+    /// let keyed = TransformContext {
+    ///     client_key_id: Some("key_trial".to_owned()),
+    ///     ..TransformContext::for_config("{}")
+    /// };
+    /// assert_eq!(keyed.request_id, "test");
+    /// ```
+    pub fn for_config(config: impl Into<String>) -> Self {
+        Self {
+            request_id: "test".to_owned(),
+            ingress_dialect: "openai".to_owned(),
+            requested_model: "test-model".to_owned(),
+            streaming: false,
+            client_key_id: None,
+            config: config.into(),
+        }
+    }
+}
+
 /// A deliberate refusal, sent to the client in its own dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {

@@ -48,7 +48,7 @@ use std::fmt::Display;
 use orch_plugin_sdk::json::RawObject;
 use orch_plugin_sdk::{
     ErrorClass, PluginError, PluginInfo, Rejection, RequestAction, ResponseAction, StreamFilter,
-    TransformContext, Transformer, Usage, log,
+    TransformContext, Transformer, Usage, config, log,
 };
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
@@ -240,25 +240,23 @@ impl Config {
     /// Parses and checks configuration text, except for the regular
     /// expressions ([`Config::policy`] compiles them).
     fn parse(text: &str) -> Result<Self, PluginError> {
-        // serde would also take a struct from an array of its fields.
-        if !text.trim_start().starts_with('{') {
-            return Err(invalid(".", "the configuration must be a JSON object"));
-        }
-        let mut de = serde_json::Deserializer::from_str(text);
-        let config: Self = serde_path_to_error::deserialize(&mut de)
-            .map_err(|err| invalid(err.path(), err.inner()))?;
-        de.end().map_err(|err| invalid(".", err))?;
+        let config: Self = config::parse(ID, text)?;
         if config.keywords.is_empty() && config.patterns.is_empty() {
-            return Err(invalid(
+            return Err(config::invalid(
+                ID,
                 ".",
                 "nothing to block: `keywords` or `patterns` must be non-empty",
             ));
         }
         if let Some(index) = config.keywords.iter().position(String::is_empty) {
-            return Err(invalid(format!("keywords[{index}]"), "must not be empty"));
+            return Err(config::invalid(
+                ID,
+                format!("keywords[{index}]"),
+                "must not be empty",
+            ));
         }
         if !(400..=599).contains(&config.status) {
-            return Err(invalid("status", "must be between 400 and 599"));
+            return Err(config::invalid(ID, "status", "must be between 400 and 599"));
         }
         let code_ok = (1..=128).contains(&config.code.len())
             && config
@@ -266,13 +264,14 @@ impl Config {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if !code_ok {
-            return Err(invalid(
+            return Err(config::invalid(
+                ID,
                 "code",
                 "must be 1 to 128 characters of `A-Z`, `a-z`, `0-9`, `_`, `-` and `.`",
             ));
         }
         if config.message.is_empty() {
-            return Err(invalid("message", "must not be empty"));
+            return Err(config::invalid(ID, "message", "must not be empty"));
         }
         Ok(config)
     }
@@ -288,14 +287,18 @@ impl Config {
             None
         } else {
             let alternation: Vec<String> = self.keywords.iter().map(|k| regex::escape(k)).collect();
-            Some(build(&alternation.join("|")).map_err(|err| invalid("keywords", err))?)
+            Some(
+                build(&alternation.join("|"))
+                    .map_err(|err| config::invalid(ID, "keywords", err))?,
+            )
         };
         let mut patterns = Vec::with_capacity(self.patterns.len());
         for (index, pattern) in self.patterns.iter().enumerate() {
             let path = format!("patterns[{index}]");
-            let regex = build(pattern).map_err(|err| invalid(&path, err))?;
+            let regex = build(pattern).map_err(|err| config::invalid(ID, &path, err))?;
             if regex.is_match("") {
-                return Err(invalid(
+                return Err(config::invalid(
+                    ID,
                     path,
                     "matches the empty text, so it would block everything",
                 ));
@@ -319,16 +322,6 @@ impl Config {
     /// when the gateway loaded it, so an error here is the gateway's fault.
     fn of(ctx: &TransformContext) -> Result<Self, PluginError> {
         Self::parse(&ctx.config).map_err(server)
-    }
-}
-
-/// A configuration error naming the key at `path` (`.` for the whole object).
-fn invalid(path: impl Display, message: impl Display) -> PluginError {
-    let path = path.to_string();
-    if path == "." {
-        PluginError::bad_request(format!("invalid `{ID}` config: {message}"))
-    } else {
-        PluginError::bad_request(format!("invalid `{ID}` config: `{path}`: {message}"))
     }
 }
 
@@ -419,14 +412,7 @@ mod tests {
     use super::*;
 
     fn ctx(config: &Value) -> TransformContext {
-        TransformContext {
-            request_id: "req-1".into(),
-            ingress_dialect: "openai".into(),
-            requested_model: "gpt-4o".into(),
-            streaming: true,
-            client_key_id: None,
-            config: config.to_string(),
-        }
+        TransformContext::for_config(config.to_string())
     }
 
     fn request(config: &Value, body: &Value) -> RequestAction {

@@ -23,12 +23,10 @@
 //! exact JSON text. A request that matches no rule, has no `model` string, or
 //! would be rewritten to the model it already asks for passes unchanged.
 
-use std::fmt::Display;
-
 use orch_plugin_sdk::json::RawObject;
 use orch_plugin_sdk::{
     ErrorClass, PassThroughFilter, PluginError, PluginInfo, RequestAction, TransformContext,
-    Transformer, log,
+    Transformer, config, log,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -108,37 +106,41 @@ struct Rule {
 impl Config {
     /// Parses and checks configuration text.
     fn parse(text: &str) -> Result<Self, PluginError> {
-        // serde would also take a struct from an array of its fields.
-        if !text.trim_start().starts_with('{') {
-            return Err(invalid(".", "the configuration must be a JSON object"));
-        }
-        let mut de = serde_json::Deserializer::from_str(text);
-        let config: Self = serde_path_to_error::deserialize(&mut de)
-            .map_err(|err| invalid(err.path(), err.inner()))?;
-        de.end().map_err(|err| invalid(".", err))?;
+        let config: Self = config::parse(ID, text)?;
         if config.rules.is_empty() {
-            return Err(invalid("rules", "must contain at least one rule"));
+            return Err(config::invalid(
+                ID,
+                "rules",
+                "must contain at least one rule",
+            ));
         }
         for (index, rule) in config.rules.iter().enumerate() {
             if rule.pattern.is_empty() {
-                return Err(invalid(
+                return Err(config::invalid(
+                    ID,
                     format!("rules[{index}].match"),
                     "must not be empty",
                 ));
             }
             if rule.to.is_empty() {
-                return Err(invalid(format!("rules[{index}].to"), "must not be empty"));
+                return Err(config::invalid(
+                    ID,
+                    format!("rules[{index}].to"),
+                    "must not be empty",
+                ));
             }
             match rule.clients.as_deref() {
                 Some([]) => {
-                    return Err(invalid(
+                    return Err(config::invalid(
+                        ID,
                         format!("rules[{index}].clients"),
                         "must not be empty (leave it out to apply the rule to every client)",
                     ));
                 }
                 Some(clients) => {
                     if let Some(at) = clients.iter().position(String::is_empty) {
-                        return Err(invalid(
+                        return Err(config::invalid(
+                            ID,
                             format!("rules[{index}].clients[{at}]"),
                             "must not be empty",
                         ));
@@ -154,16 +156,6 @@ impl Config {
     /// when the gateway loaded it, so an error here is the gateway's fault.
     fn of(ctx: &TransformContext) -> Result<Self, PluginError> {
         Self::parse(&ctx.config).map_err(|err| err.with_class(ErrorClass::Server))
-    }
-}
-
-/// A configuration error naming the key at `path` (`.` for the whole object).
-fn invalid(path: impl Display, message: impl Display) -> PluginError {
-    let path = path.to_string();
-    if path == "." {
-        PluginError::bad_request(format!("invalid `{ID}` config: {message}"))
-    } else {
-        PluginError::bad_request(format!("invalid `{ID}` config: `{path}`: {message}"))
     }
 }
 
@@ -209,12 +201,8 @@ mod tests {
 
     fn ctx(config: &Value, client: Option<&str>) -> TransformContext {
         TransformContext {
-            request_id: "req-1".into(),
-            ingress_dialect: "openai".into(),
-            requested_model: "gpt-4".into(),
-            streaming: false,
             client_key_id: client.map(str::to_owned),
-            config: config.to_string(),
+            ..TransformContext::for_config(config.to_string())
         }
     }
 

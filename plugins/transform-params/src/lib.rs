@@ -28,12 +28,10 @@
 //! changed fields are rewritten (new ones are added at the end) and every other
 //! field keeps its exact JSON text.
 
-use std::fmt::Display;
-
 use orch_plugin_sdk::json::RawObject;
 use orch_plugin_sdk::{
     ErrorClass, PassThroughFilter, PluginError, PluginInfo, Rejection, RequestAction,
-    TransformContext, Transformer,
+    TransformContext, Transformer, config,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -189,14 +187,7 @@ struct Config {
 impl Config {
     /// Parses and checks configuration text.
     fn parse(text: &str) -> Result<Self, PluginError> {
-        // serde would also take a struct from an array of its fields.
-        if !text.trim_start().starts_with('{') {
-            return Err(invalid(".", "the configuration must be a JSON object"));
-        }
-        let mut de = serde_json::Deserializer::from_str(text);
-        let config: Self = serde_path_to_error::deserialize(&mut de)
-            .map_err(|err| invalid(err.path(), err.inner()))?;
-        de.end().map_err(|err| invalid(".", err))?;
+        let config: Self = config::parse(ID, text)?;
         config.check()?;
         Ok(config)
     }
@@ -208,22 +199,28 @@ impl Config {
             && self.set.is_empty()
             && self.forbid.is_empty()
         {
-            return Err(invalid(
+            return Err(config::invalid(
+                ID,
                 ".",
                 "nothing to do: set at least one of `max_tokens`, `default_max_tokens`, `set` and `forbid`",
             ));
         }
         if self.max_tokens == Some(0) {
-            return Err(invalid("max_tokens", "must be at least 1"));
+            return Err(config::invalid(ID, "max_tokens", "must be at least 1"));
         }
         if let Some(default) = self.default_max_tokens {
             if default == 0 {
-                return Err(invalid("default_max_tokens", "must be at least 1"));
+                return Err(config::invalid(
+                    ID,
+                    "default_max_tokens",
+                    "must be at least 1",
+                ));
             }
             if let Some(max) = self.max_tokens
                 && default > max
             {
-                return Err(invalid(
+                return Err(config::invalid(
+                    ID,
                     "default_max_tokens",
                     format!("must not be above `max_tokens` ({default} > {max})"),
                 ));
@@ -236,7 +233,8 @@ impl Config {
             let path = format!("forbid[{index}]");
             check_field_name(&path, name, "forbidden")?;
             if self.set.contains_key(name) {
-                return Err(invalid(
+                return Err(config::invalid(
+                    ID,
                     path,
                     format!("`{name}` cannot be both forbidden and forced by `set`"),
                 ));
@@ -255,10 +253,15 @@ impl Config {
 /// Refuses empty and protected field names in `set` and `forbid`.
 fn check_field_name(path: &str, name: &str, what: &str) -> Result<(), PluginError> {
     if name.is_empty() {
-        return Err(invalid(path, "the field name must not be empty"));
+        return Err(config::invalid(
+            ID,
+            path,
+            "the field name must not be empty",
+        ));
     }
     if PROTECTED_FIELDS.contains(&name) {
-        return Err(invalid(
+        return Err(config::invalid(
+            ID,
             path,
             format!(
                 "`{name}` cannot be {what} (`model`, `messages` and `stream` are the gateway's)"
@@ -268,16 +271,6 @@ fn check_field_name(path: &str, name: &str, what: &str) -> Result<(), PluginErro
     Ok(())
 }
 
-/// A configuration error naming the key at `path` (`.` for the whole object).
-fn invalid(path: impl Display, message: impl Display) -> PluginError {
-    let path = path.to_string();
-    if path == "." {
-        PluginError::bad_request(format!("invalid `{ID}` config: {message}"))
-    } else {
-        PluginError::bad_request(format!("invalid `{ID}` config: `{path}`: {message}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -285,14 +278,7 @@ mod tests {
     use super::*;
 
     fn ctx(config: &Value) -> TransformContext {
-        TransformContext {
-            request_id: "req-1".into(),
-            ingress_dialect: "openai".into(),
-            requested_model: "gpt-4o".into(),
-            streaming: false,
-            client_key_id: None,
-            config: config.to_string(),
-        }
+        TransformContext::for_config(config.to_string())
     }
 
     fn run(config: &Value, body: &Value) -> RequestAction {

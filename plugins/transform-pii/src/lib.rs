@@ -255,17 +255,6 @@ mod tests {
 
     use super::*;
 
-    fn ctx(config: &str) -> TransformContext {
-        TransformContext {
-            request_id: "req".to_owned(),
-            ingress_dialect: "openai".to_owned(),
-            requested_model: "gpt".to_owned(),
-            streaming: false,
-            client_key_id: None,
-            config: config.to_owned(),
-        }
-    }
-
     fn replaced_request(action: RequestAction) -> Value {
         match action {
             RequestAction::Replace(body) => serde_json::from_str(&body).unwrap(),
@@ -309,7 +298,7 @@ mod tests {
             r#"{{"model":"gpt-4o","messages":{},"temperature":0.5}}"#,
             body["messages"]
         );
-        let action = Plugin::on_request(&ctx("{}"), &body).unwrap();
+        let action = Plugin::on_request(&TransformContext::for_config("{}"), &body).unwrap();
         let value = replaced_request(action);
         let messages = &value["messages"];
         assert_eq!(messages[0]["content"], "Be nice.");
@@ -326,7 +315,9 @@ mod tests {
         assert_eq!(messages[4]["content"], "key [REDACTED:API_KEY]");
         assert_eq!(value["temperature"], 0.5);
         assert_eq!(value["model"], "gpt-4o");
-        let RequestAction::Replace(text) = Plugin::on_request(&ctx("{}"), &body).unwrap() else {
+        let RequestAction::Replace(text) =
+            Plugin::on_request(&TransformContext::for_config("{}"), &body).unwrap()
+        else {
             panic!("expected Replace");
         };
         assert!(
@@ -339,28 +330,32 @@ mod tests {
     fn request_unchanged_passes() {
         let body = r#"{"model":"m","messages":[{"role":"user","content":"version 1.2.3 on 2024-05-01, order 12345"}]}"#;
         assert_eq!(
-            Plugin::on_request(&ctx("{}"), body).unwrap(),
+            Plugin::on_request(&TransformContext::for_config("{}"), body).unwrap(),
             RequestAction::Pass
         );
         let body = r#"{"model":"m","messages":[{"role":"user","content":"mail a@b.com"}]}"#;
         // Not configured kind: pass.
-        let only_cards = ctx(r#"{"kinds": ["card"]}"#);
+        let only_cards = TransformContext::for_config(r#"{"kinds": ["card"]}"#);
         assert_eq!(
             Plugin::on_request(&only_cards, body).unwrap(),
             RequestAction::Pass
         );
         assert_eq!(
-            Plugin::on_request(&ctx("{}"), r#"{"model":"m"}"#).unwrap(),
+            Plugin::on_request(&TransformContext::for_config("{}"), r#"{"model":"m"}"#).unwrap(),
             RequestAction::Pass
         );
-        assert!(Plugin::on_request(&ctx("{}"), "not json").is_err());
-        assert!(Plugin::on_request(&ctx(r#"{"bad": 1}"#), body).is_err());
+        assert!(Plugin::on_request(&TransformContext::for_config("{}"), "not json").is_err());
+        assert!(Plugin::on_request(&TransformContext::for_config(r#"{"bad": 1}"#), body).is_err());
     }
 
     #[test]
     fn custom_replacement() {
         let body = r#"{"messages":[{"role":"user","content":"a@b.com and 4111111111111111"}]}"#;
-        let action = Plugin::on_request(&ctx(r#"{"replacement": "<{kind}>"}"#), body).unwrap();
+        let action = Plugin::on_request(
+            &TransformContext::for_config(r#"{"replacement": "<{kind}>"}"#),
+            body,
+        )
+        .unwrap();
         assert_eq!(
             action,
             RequestAction::Replace(
@@ -380,10 +375,10 @@ mod tests {
         );
         // Off by default.
         assert_eq!(
-            Plugin::on_response(&ctx("{}"), &body, None).unwrap(),
+            Plugin::on_response(&TransformContext::for_config("{}"), &body, None).unwrap(),
             ResponseAction::Pass
         );
-        let on = ctx(r#"{"responses": true}"#);
+        let on = TransformContext::for_config(r#"{"responses": true}"#);
         let ResponseAction::Replace(text) = Plugin::on_response(&on, &body, None).unwrap() else {
             panic!("expected Replace");
         };
@@ -405,7 +400,9 @@ mod tests {
 
     #[test]
     fn stream_through_trait() {
-        let mut filter = <Plugin as Transformer>::Filter::new(ctx(r#"{"responses": true}"#));
+        let mut filter = <Plugin as Transformer>::Filter::new(TransformContext::for_config(
+            r#"{"responses": true}"#,
+        ));
         let chunk = json!({"id": "c", "choices": [{"index": 0, "delta": {"content": "x@y.com"}}]});
         assert!(filter.on_chunk(chunk.to_string()).unwrap().is_empty());
         let out = filter.on_end(None).unwrap();

@@ -305,19 +305,8 @@ mod tests {
         "jane", "example", "415", "555", "0100", "4111", "1111", "doe",
     ];
 
-    fn ctx(config: &str) -> TransformContext {
-        TransformContext {
-            request_id: "req".to_owned(),
-            ingress_dialect: "openai".to_owned(),
-            requested_model: "gpt".to_owned(),
-            streaming: true,
-            client_key_id: None,
-            config: config.to_owned(),
-        }
-    }
-
     fn filter() -> PiiFilter {
-        PiiFilter::new(ctx(r#"{"responses": true}"#))
+        PiiFilter::new(TransformContext::for_config(r#"{"responses": true}"#))
     }
 
     /// A content chunk, fields in the usual (unsorted) order.
@@ -499,7 +488,7 @@ mod tests {
         for _ in 0..FUZZ_TEXTS {
             let config_text = CONFIGS[next(CONFIGS.len())];
             let config = Config::parse(config_text).unwrap();
-            let new_filter = || PiiFilter::new(ctx(config_text));
+            let new_filter = || PiiFilter::new(TransformContext::for_config(config_text));
             let len = 1 + next(24);
             let text: String = (0..len).map(|_| FRAGMENTS[next(FRAGMENTS.len())]).collect();
             let expected = config.redact(&text).unwrap_or_else(|| text.clone());
@@ -543,7 +532,7 @@ mod tests {
     #[test]
     fn passthrough_when_responses_off() {
         for config in ["{}", r#"{"responses": false}"#] {
-            let mut filter = PiiFilter::new(ctx(config));
+            let mut filter = PiiFilter::new(TransformContext::for_config(config));
             let chunk = content_chunk("mail jane@example.com");
             assert_eq!(filter.on_chunk(chunk.clone()).unwrap(), [chunk]);
             assert_eq!(
@@ -556,7 +545,7 @@ mod tests {
 
     #[test]
     fn invalid_config_fails() {
-        let mut filter = PiiFilter::new(ctx(r#"{"responses": "yes"}"#));
+        let mut filter = PiiFilter::new(TransformContext::for_config(r#"{"responses": "yes"}"#));
         assert!(filter.on_chunk(content_chunk("x")).is_err());
         assert!(filter.on_end(None).is_err());
     }

@@ -28,12 +28,10 @@
 //! Only `messages` is rewritten: every other field of the request, and every
 //! message the transformer does not edit, keeps its exact JSON text.
 
-use std::fmt::Display;
-
 use orch_plugin_sdk::json::RawObject;
 use orch_plugin_sdk::{
     ErrorClass, PassThroughFilter, PluginError, PluginInfo, RequestAction, TransformContext,
-    Transformer,
+    Transformer, config,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -120,16 +118,9 @@ struct Config {
 impl Config {
     /// Parses and checks configuration text.
     fn parse(text: &str) -> Result<Self, PluginError> {
-        // serde would also take a struct from an array of its fields.
-        if !text.trim_start().starts_with('{') {
-            return Err(invalid(".", "the configuration must be a JSON object"));
-        }
-        let mut de = serde_json::Deserializer::from_str(text);
-        let config: Self = serde_path_to_error::deserialize(&mut de)
-            .map_err(|err| invalid(err.path(), err.inner()))?;
-        de.end().map_err(|err| invalid(".", err))?;
+        let config: Self = config::parse(ID, text)?;
         if config.text.is_empty() {
-            return Err(invalid("text", "must not be empty"));
+            return Err(config::invalid(ID, "text", "must not be empty"));
         }
         Ok(config)
     }
@@ -138,16 +129,6 @@ impl Config {
     /// when the gateway loaded it, so an error here is the gateway's fault.
     fn of(ctx: &TransformContext) -> Result<Self, PluginError> {
         Self::parse(&ctx.config).map_err(|err| err.with_class(ErrorClass::Server))
-    }
-}
-
-/// A configuration error naming the key at `path` (`.` for the whole object).
-fn invalid(path: impl Display, message: impl Display) -> PluginError {
-    let path = path.to_string();
-    if path == "." {
-        PluginError::bad_request(format!("invalid `{ID}` config: {message}"))
-    } else {
-        PluginError::bad_request(format!("invalid `{ID}` config: `{path}`: {message}"))
     }
 }
 
@@ -255,14 +236,7 @@ mod tests {
     use super::*;
 
     fn ctx(config: Value) -> TransformContext {
-        TransformContext {
-            request_id: "req-1".into(),
-            ingress_dialect: "openai".into(),
-            requested_model: "gpt-4o".into(),
-            streaming: false,
-            client_key_id: None,
-            config: config.to_string(),
-        }
+        TransformContext::for_config(config.to_string())
     }
 
     fn run(config: Value, body: &str) -> RequestAction {
