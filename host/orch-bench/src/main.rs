@@ -17,7 +17,8 @@ use orch_bench::load::{self, Api, Scenario};
 use orch_bench::plugin_costs::{self, PluginCosts, TranslationCosts};
 use orch_bench::procs::{self, GatewaySetup, Machine, Service};
 use orch_bench::report::{
-    Comparison, FailoverRun, LoopDeadline, Pacing, PersistenceRun, Report, Route, RouteComparison,
+    ChainRun, Comparison, FailoverRun, LoopDeadline, Pacing, PersistenceRun, Report, Route,
+    RouteComparison,
 };
 use orch_bench::router_cost;
 
@@ -27,6 +28,9 @@ const PACING: Pacing = Pacing {
     chunk_delay_ms: 10,
     chunks: 10,
 };
+
+/// Content chunks per stream of the fast fake upstream (its default).
+const FAST_CHUNKS: usize = 8;
 
 /// Streams in flight against the paced upstream: enough samples in a short
 /// window while the machine stays nearly idle.
@@ -106,6 +110,23 @@ struct Effort {
     route_warmup: Duration,
     plugin_iterations: usize,
     loop_runs: usize,
+}
+
+impl Effort {
+    /// One client at a time against `service`, with the route scenarios'
+    /// warm-up and window.
+    fn single(&self, service: &Service, api: Api, model: &str, stream: bool) -> Scenario {
+        Scenario {
+            addr: service.addr(),
+            api,
+            model: model.to_owned(),
+            stream,
+            concurrency: 1,
+            warmup: self.route_warmup,
+            window: self.route_window,
+            bearer: None,
+        }
+    }
 }
 
 impl Cli {
@@ -208,6 +229,7 @@ async fn run(cli: &Cli) -> Result<Report> {
     let (load, paced) = measure_load(&mut services, effort).await?;
     let routes = measure_routes(&mut services, effort).await?;
     let failover = measure_failover(&mut services, effort).await?;
+    let chains = measure_chains(&mut services, effort).await?;
     let after_load = procs::memory(services.gateway.pid())?;
     let persistence = measure_persistence(cli, &mut services, effort, scratch.path()).await?;
     services.stop().await;
@@ -223,6 +245,8 @@ async fn run(cli: &Cli) -> Result<Report> {
         route_warmup: effort.route_warmup,
         route_window: effort.route_window,
         failover,
+        chains,
+        stream_chunks: FAST_CHUNKS,
         persistence,
         persistence_concurrency: PERSISTENCE_CONCURRENCY,
         idle,
@@ -293,6 +317,8 @@ struct Services {
     paced: Service,
     faulty: Service,
     gateway: Service,
+    /// The gateway has the transformer chain models.
+    chains: bool,
 }
 
 impl Services {
@@ -348,13 +374,14 @@ impl Services {
         faulty.wait_ready("/v1/models").await?;
 
         let config = scratch.join("bench.toml");
-        let plugins = std::path::absolute(&cli.plugins).context("resolving --plugins")?;
+        let (plugins, chains) = plugins_folder(cli, scratch)?;
         let text = procs::gateway_config(&GatewaySetup {
             database: scratch.join("bench.db"),
             plugins,
             fake: fake.addr(),
             paced: paced.addr(),
             faulty: faulty.addr(),
+            chains,
         });
         std::fs::write(&config, text).context("writing the gateway configuration")?;
         let gateway_args = vec![
@@ -376,6 +403,7 @@ impl Services {
             paced,
             faulty,
             gateway,
+            chains,
         })
     }
 
@@ -393,6 +421,66 @@ impl Services {
         self.paced.stop().await;
         self.faulty.stop().await;
     }
+}
+
+/// The gateway's plugins folder: `--plugins` itself, or (when the fixtures
+/// have the no-op transformer) a copy of it with that transformer added, so
+/// the transformer chains can be measured.
+fn plugins_folder(cli: &Cli, scratch: &Path) -> Result<(PathBuf, bool)> {
+    let bundled = std::path::absolute(&cli.plugins).context("resolving --plugins")?;
+    let Some(noop) = cli
+        .fixtures
+        .as_ref()
+        .map(|d| d.join(procs::NOOP_TRANSFORMER_FILE))
+        .filter(|p| p.is_file())
+    else {
+        return Ok((bundled, false));
+    };
+    let folder = scratch.join("plugins");
+    std::fs::create_dir_all(&folder).context("creating the plugins folder")?;
+    for entry in std::fs::read_dir(&bundled).context("reading --plugins")? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm")
+            && let Some(name) = path.file_name()
+        {
+            std::fs::copy(&path, folder.join(name))
+                .with_context(|| format!("copying {}", path.display()))?;
+        }
+    }
+    std::fs::copy(&noop, folder.join(procs::NOOP_TRANSFORMER_FILE))
+        .with_context(|| format!("copying {}", noop.display()))?;
+    Ok((folder, true))
+}
+
+/// Added latency of transformer chains at c=1: the gateway model without
+/// transformers, then with 1 and 3 no-op transformers, non-streaming then
+/// streaming. Empty without the no-op transformer.
+async fn measure_chains(services: &mut Services, effort: Effort) -> Result<Vec<ChainRun>> {
+    if !services.chains {
+        eprintln!("transformer chains: skipped (no --fixtures with the no-op transformer)");
+        return Ok(Vec::new());
+    }
+    let gateway_pid = services.gateway.pid();
+    let cpu_probe = move || procs::cpu_time(gateway_pid);
+    let chains = std::iter::once((procs::OPENAI_MODEL, 0)).chain(procs::CHAIN_MODELS);
+    let mut runs = Vec::new();
+    for stream in [false, true] {
+        for (model, transformers) in chains.clone() {
+            eprintln!(
+                "[chains] {transformers} transformer(s), {}: c=1 through the gateway…",
+                if stream { "stream" } else { "non-stream" }
+            );
+            let scenario = effort.single(&services.gateway, Api::OpenAi, model, stream);
+            let outcome = load::run(&scenario, Some(&cpu_probe)).await?;
+            services.check_alive()?;
+            runs.push(ChainRun {
+                transformers,
+                stream,
+                outcome,
+            });
+        }
+    }
+    Ok(runs)
 }
 
 /// Every load scenario direct and through the gateway, then the paced
@@ -474,15 +562,8 @@ fn gateway_model(api: Api) -> &'static str {
 async fn measure_routes(services: &mut Services, effort: Effort) -> Result<Vec<RouteComparison>> {
     let gateway_pid = services.gateway.pid();
     let cpu_probe = move || procs::cpu_time(gateway_pid);
-    let scenario = |service: &Service, api: Api, model: &str, stream: bool| Scenario {
-        addr: service.addr(),
-        api,
-        model: model.to_owned(),
-        stream,
-        concurrency: 1,
-        warmup: effort.route_warmup,
-        window: effort.route_window,
-        bearer: None,
+    let scenario = |service: &Service, api: Api, model: &str, stream: bool| {
+        effort.single(service, api, model, stream)
     };
     let total = 2 * Route::ALL.len();
     let mut done = 0;

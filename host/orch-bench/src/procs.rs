@@ -212,6 +212,14 @@ pub const ROUTED_CLEAN_MODEL: &str = "routed-clean";
 /// `fake-b` on the fast fake upstream, and `faulty` on the faulty one.
 pub const ROUTED_FAULTY_MODEL: &str = "routed-faulty";
 
+/// The no-op transformer fixture's plugin id and file.
+pub const NOOP_TRANSFORMER: &str = "fixture-transform-noop";
+/// The no-op transformer's component in the fixtures folder.
+pub const NOOP_TRANSFORMER_FILE: &str = "fixture_transform_noop.wasm";
+/// Gateway models on the fast fake upstream's OpenAI API with 1 and 3
+/// no-op transformers attached (`bench` has none).
+pub const CHAIN_MODELS: [(&str, usize); 2] = [("chain-1", 1), ("chain-3", 3)];
+
 /// Share of generation requests the faulty fake upstream fails.
 pub const FAULTY_FAIL_RATE: f64 = 0.2;
 /// The statuses the faulty fake upstream fails them with (its
@@ -233,6 +241,9 @@ pub struct GatewaySetup {
     /// The faulty fake upstream (it fails [`FAULTY_FAIL_RATE`] of its
     /// generation requests), one of the three targets of `routed-faulty`.
     pub faulty: SocketAddr,
+    /// The plugins folder holds the no-op transformer: add the
+    /// [`CHAIN_MODELS`] and their attachments.
+    pub chains: bool,
 }
 
 /// The gateway configuration for the benchmark. It listens on port 0: the
@@ -331,7 +342,37 @@ targets = [
         fake = setup.fake,
         paced = setup.paced,
         faulty = setup.faulty,
-    )
+    ) + &if setup.chains {
+        chain_config()
+    } else {
+        String::new()
+    }
+}
+
+/// The [`CHAIN_MODELS`] and [`NOOP_TRANSFORMER`] attached once to each and
+/// twice more to the longest chain.
+fn chain_config() -> String {
+    let mut text = String::new();
+    let mut attached = Vec::new();
+    for (model, n) in CHAIN_MODELS {
+        text.push_str(&format!(
+            "\n[[models]]\nname = \"{model}\"\ntargets = [{{ provider = \"fake\", model = \"{DEFAULT_MODEL}\", weight = 1 }}]\n"
+        ));
+        attached.push((model, n));
+    }
+    let most = attached.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    for position in 0..most {
+        let models: Vec<String> = attached
+            .iter()
+            .filter(|(_, n)| *n > position)
+            .map(|(m, _)| format!("\"{m}\""))
+            .collect();
+        text.push_str(&format!(
+            "\n[[transformers]]\nplugin = \"{NOOP_TRANSFORMER}\"\nmodels = [{}]\n",
+            models.join(", ")
+        ));
+    }
+    text
 }
 
 /// A TOML basic string: JSON string escapes are valid TOML escapes.
@@ -572,8 +613,8 @@ mod tests {
         assert_eq!(parse_banner("something else", prefix), None);
     }
 
-    #[test]
-    fn gateway_config_is_valid_for_the_gateway() {
+    /// The benchmark's gateway configuration, as the gateway reads it.
+    fn parsed_config(chains: bool) -> orch_core::config::Config {
         let dir = tempfile::tempdir().unwrap();
         let text = gateway_config(&GatewaySetup {
             database: dir.path().join("bench.db"),
@@ -581,13 +622,39 @@ mod tests {
             fake: SocketAddr::from(([127, 0, 0, 1], 1111)),
             paced: SocketAddr::from(([127, 0, 0, 1], 2222)),
             faulty: SocketAddr::from(([127, 0, 0, 1], 3333)),
+            chains,
         });
         let no_env = |_: &str| None;
-        let config =
-            orch_core::config::Config::from_toml(&dir.path().join("bench.toml"), &text, &no_env)
-                .unwrap();
+        orch_core::config::Config::from_toml(&dir.path().join("bench.toml"), &text, &no_env)
+            .unwrap()
+    }
+
+    #[test]
+    fn chains_attach_the_noop_transformer_once_per_position() {
+        let config = parsed_config(true);
+        assert_eq!(config.models.len(), 6 + CHAIN_MODELS.len());
+        for (model, n) in CHAIN_MODELS {
+            let applying = config
+                .transformers
+                .iter()
+                .filter(|a| a.plugin == NOOP_TRANSFORMER && a.applies(model, None))
+                .count();
+            assert_eq!(applying, n, "{model}");
+        }
+        assert!(
+            !config
+                .transformers
+                .iter()
+                .any(|a| a.applies(OPENAI_MODEL, None))
+        );
+    }
+
+    #[test]
+    fn gateway_config_is_valid_for_the_gateway() {
+        let config = parsed_config(false);
         assert_eq!(config.providers.len(), 7);
         assert_eq!(config.models.len(), 6);
+        assert!(config.transformers.is_empty());
         assert_eq!(
             config.providers[0].base_url.as_str(),
             "http://127.0.0.1:1111/v1"

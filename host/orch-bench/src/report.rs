@@ -36,6 +36,10 @@ pub const TARGET_CHUNK_TRANSLATION: Duration = Duration::from_micros(20);
 /// The router's decision for one request (health admissions and the plan),
 /// p50.
 pub const TARGET_ROUTER_DECISION: Duration = Duration::from_micros(5);
+/// Added latency of one no-op transformer per request (p50, c=1).
+pub const TARGET_TRANSFORMER_REQUEST: Duration = Duration::from_micros(30);
+/// Added latency of one no-op transformer per stream chunk.
+pub const TARGET_TRANSFORMER_CHUNK: Duration = Duration::from_micros(10);
 
 /// A way through the gateway between a client dialect and a provider
 /// dialect, measured besides the OpenAI path.
@@ -234,6 +238,11 @@ pub struct Report {
     /// Routing across three targets, clean then with one failing, per
     /// concurrency (same warm-up and window as the load scenarios).
     pub failover: Vec<FailoverRun>,
+    /// The OpenAI route at c=1 through 0, 1 and 3 no-op transformers, both
+    /// modes (empty: not measured).
+    pub chains: Vec<ChainRun>,
+    /// Content chunks per stream of the fast fake upstream.
+    pub stream_chunks: usize,
     /// The same load through a gateway per persistence backend, the first
     /// (no request log) being the baseline.
     pub persistence: Vec<PersistenceRun>,
@@ -251,6 +260,17 @@ pub struct Report {
     pub loop_deadline: LoopDeadline,
     /// The router's decision per request, by strategy name.
     pub router: Vec<(String, Summary)>,
+}
+
+/// One run through a chain of no-op transformers at c=1.
+#[derive(Debug, Clone)]
+pub struct ChainRun {
+    /// Transformers in the chain (0: the baseline model).
+    pub transformers: usize,
+    /// Streaming or not.
+    pub stream: bool,
+    /// The load's outcome.
+    pub outcome: Outcome,
 }
 
 /// One persistence run: a gateway logging to one backend.
@@ -310,6 +330,13 @@ impl Report {
                 &r.load.gateway,
             ));
         }
+        for c in &self.chains {
+            let mode = if c.stream { "stream" } else { "non-stream" };
+            all.push((
+                format!("{} transformer(s) {mode} c=1 gateway", c.transformers),
+                &c.outcome,
+            ));
+        }
         for f in &self.failover {
             all.push((
                 format!("{ROUTED_CLEAN_MODEL} {} gateway", f.name()),
@@ -321,6 +348,33 @@ impl Report {
             ));
         }
         all
+    }
+
+    /// Added p50 per transformer in one mode: the longest chain against
+    /// the chain of none, divided by its length (signed nanoseconds).
+    fn per_transformer(&self, stream: bool) -> Option<i128> {
+        let runs = || self.chains.iter().filter(|r| r.stream == stream);
+        let base = runs().find(|r| r.transformers == 0)?.outcome.latency?.p50;
+        let longest = runs().max_by_key(|r| r.transformers)?;
+        let n = i128::try_from(longest.transformers)
+            .ok()
+            .filter(|n| *n > 0)?;
+        Some((nanos(longest.outcome.latency?.p50) - nanos(base)) / n)
+    }
+
+    /// Filter calls per stream: the content chunks, the role chunk and the
+    /// finishing chunk.
+    fn filter_calls(&self) -> usize {
+        self.stream_chunks + 2
+    }
+
+    /// Estimated cost of one transformer per stream chunk: what a
+    /// transformer adds to a stream beyond what it adds to a non-streaming
+    /// request (the filter's start replaces the response hook), spread over
+    /// the stream's filter calls.
+    fn per_chunk(&self) -> Option<i128> {
+        let extra = self.per_transformer(true)? - self.per_transformer(false)?;
+        Some(extra / i128::try_from(self.filter_calls()).ok()?)
     }
 
     /// Scenarios with failed requests, with the first failure of each.
@@ -417,6 +471,18 @@ impl Report {
                 met: share.is_some_and(|s| s >= TARGET_PERSISTENCE_SHARE),
             });
         }
+        checks.push(at_most(
+            "one no-op transformer per request, added p50".to_owned(),
+            self.per_transformer(false),
+            TARGET_TRANSFORMER_REQUEST,
+            signed_us,
+        ));
+        checks.push(at_most(
+            "one no-op transformer per stream chunk".to_owned(),
+            self.per_chunk(),
+            TARGET_TRANSFORMER_CHUNK,
+            tenth_us,
+        ));
         checks
     }
 
@@ -511,6 +577,7 @@ impl Report {
         self.render_translation(&mut out);
         self.render_router(&mut out);
         self.render_persistence(&mut out);
+        self.render_chains(&mut out);
         self.render_targets(&mut out);
         out
     }
@@ -1091,8 +1158,65 @@ impl Report {
         let _ = writeln!(out);
     }
 
+    fn render_chains(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "10. Transformer chains: OpenAI API c=1, no-op transformers on every hook (µs); {} warm-up, {} window each",
+            secs(self.route_warmup),
+            secs(self.route_window)
+        );
+        if self.chains.is_empty() {
+            let _ = writeln!(
+                out,
+                "(not measured: no --fixtures with the no-op transformer)"
+            );
+            let _ = writeln!(out);
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "{:<14}{:<12}{:>9}{:>9}{:>12}{:>9}",
+            "transformers", "mode", "p50", "p99", "added p50", "CPU/req"
+        );
+        for c in &self.chains {
+            let base = self
+                .chains
+                .iter()
+                .find(|r| r.stream == c.stream && r.transformers == 0)
+                .and_then(|r| r.outcome.latency);
+            let added = match (c.outcome.latency, base) {
+                (Some(l), Some(b)) => signed_bare_us(nanos(l.p50) - nanos(b.p50)),
+                _ => "-".to_owned(),
+            };
+            let cpu = c
+                .outcome
+                .cpu_per_request()
+                .map_or_else(|| "-".to_owned(), |d| format!("{:.0}", micros(d)));
+            let _ = writeln!(
+                out,
+                "{:<14}{:<12}{:>9}{:>9}{:>12}{:>9}",
+                c.transformers,
+                if c.stream { "stream" } else { "non-stream" },
+                p50_us(c.outcome.latency),
+                p99_us(c.outcome.latency),
+                added,
+                cpu
+            );
+        }
+        let show = |v: Option<i128>| v.map_or_else(|| "-".to_owned(), signed_us);
+        let _ = writeln!(
+            out,
+            "(per transformer: {} non-stream, {} stream; per chunk ≈ {}: the stream's extra over {} filter calls)",
+            show(self.per_transformer(false)),
+            show(self.per_transformer(true)),
+            self.per_chunk().map_or_else(|| "-".to_owned(), tenth_us),
+            self.filter_calls()
+        );
+        let _ = writeln!(out);
+    }
+
     fn render_targets(&self, out: &mut String) {
-        let _ = writeln!(out, "10. Targets");
+        let _ = writeln!(out, "11. Targets");
         let _ = writeln!(
             out,
             "{:<52}{:>12}{:>12}  result",
@@ -1358,6 +1482,16 @@ mod tests {
                     note: Some("no server".into()),
                 },
             ],
+            chains: [(0, false, 100), (1, false, 121), (3, false, 160)]
+                .into_iter()
+                .chain([(0, true, 280), (1, true, 330), (3, true, 700)])
+                .map(|(transformers, stream, p50)| ChainRun {
+                    transformers,
+                    stream,
+                    outcome: outcome(2_000, p50, p50 * 2, Some(400)),
+                })
+                .collect(),
+            stream_chunks: 8,
             persistence_concurrency: 16,
             idle: Memory {
                 rss_kib: 40 * 1024,
@@ -1440,8 +1574,17 @@ mod tests {
                 ("failover routing errors", true),
                 ("throughput with log → PostgreSQL, share of none", true),
                 ("throughput with log → MariaDB, share of none", false),
+                ("one no-op transformer per request, added p50", true),
+                ("one no-op transformer per stream chunk", false),
             ]
         );
+        // (160 − 100) / 3 = 20 µs per request; streams (700 − 280) / 3 =
+        // 140 µs, so (140 − 20) / (8 + 2) = 12 µs per chunk.
+        let chain = &checks[checks.len() - 2..];
+        assert_eq!(chain[0].measured, "+20 µs");
+        assert_eq!(chain[0].goal, "≤ 30 µs");
+        assert_eq!(chain[1].goal, "≤ 10 µs");
+        assert_eq!(chain[1].measured, "12.0 µs");
         // 1.2 × 100 µs; 2 × 110 µs; 1.2 × 280 µs.
         assert_eq!(checks[10].goal, "≤ +120 µs");
         assert_eq!(checks[10].measured, "+110 µs");
@@ -1497,6 +1640,7 @@ mod tests {
         // Not measured: not met.
         r.failover.clear();
         r.router.clear();
+        r.chains.clear();
         let checks = r.targets();
         let last: Vec<(&str, &str, bool)> = checks[18..]
             .iter()
@@ -1517,6 +1661,12 @@ mod tests {
                     "no data",
                     false
                 ),
+                (
+                    "one no-op transformer per request, added p50",
+                    "no data",
+                    false
+                ),
+                ("one no-op transformer per stream chunk", "no data", false),
             ]
         );
         assert!(r.render().contains("(not measured)"));
@@ -1647,7 +1797,9 @@ mod tests {
             "9. Persistence",
             "log → PostgreSQL",
             "not run: no server",
-            "10. Targets",
+            "10. Transformer chains",
+            "per transformer: +20 µs non-stream",
+            "11. Targets",
             "NOT met",
             "not measured (no --fixtures)",
             "+0.20 ms",
