@@ -4,16 +4,16 @@
 //! component exports.
 
 use orch_plugin_sdk::{
-    Adapter, ChunkKind, Credential, ErrorClass, ErrorDetails, Frame, Headers, JsonEdit, Operation,
-    ParsedResponse, PluginError, PluginInfo, Provider, RequestContext, StreamChunk, StreamDecoder,
-    StreamItem, UpstreamRequest, UpstreamRequestBuilder, capability, classify_details,
+    Adapter, Credential, ErrorClass, ErrorDetails, Headers, JsonEdit, Operation, ParsedResponse,
+    PluginError, PluginInfo, Provider, RequestContext, UpstreamRequest, UpstreamRequestBuilder,
+    capability, classify_details,
     json::RawObject,
-    openai::{chunk_kind, usage_from_openai},
+    openai::{ChunkStream, parse_completion},
     provider::{BaseUrl, OptionsReader, check_base_url, endpoint, valid_header_value},
 };
 use serde::Deserialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 /// Option keys a provider may set, in the order error messages list them.
 const OPTION_KEYS: &[&str] = &[
@@ -87,7 +87,7 @@ const RESERVED_HEADERS: &[&str] = &[
 pub struct OpenAi;
 
 impl Adapter for OpenAi {
-    type Decoder = OpenAiDecoder;
+    type Decoder = ChunkStream;
 
     fn info() -> PluginInfo {
         PluginInfo::adapter("openai", env!("CARGO_PKG_VERSION"), "openai")
@@ -144,21 +144,8 @@ impl Adapter for OpenAi {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<ParsedResponse, PluginError> {
-        let not_json = || {
-            PluginError::server("upstream returned a response body that is not a JSON object")
-                .with_status(status)
-        };
-        let text = std::str::from_utf8(body).map_err(|_| not_json())?;
-        let mut object = RawObject::parse(text).map_err(|_| not_json())?;
-        if object.has_non_null("error") {
-            let value: Value = serde_json::from_str(text).map_err(|_| not_json())?;
-            return Err(classify(status, headers, &ErrorDetails::from_value(&value)));
-        }
-        object.set_string("model", &ctx.requested_model);
-        let usage = usage_of(&object);
-        Ok(ParsedResponse {
-            body: object.to_json(),
-            usage,
+        parse_completion(ctx, status, body, |details| {
+            classify(status, headers, details)
         })
     }
 
@@ -443,14 +430,6 @@ fn stream_options_edit(payload: &str) -> Result<JsonEdit, PluginError> {
     Ok(JsonEdit::set_raw("stream_options", options.to_json()))
 }
 
-/// The usage report of a response or chunk, if it has one.
-fn usage_of(object: &RawObject<'_>) -> Option<orch_plugin_sdk::Usage> {
-    match object.value("usage") {
-        Some(Ok(usage)) => usage_from_openai(&usage),
-        _ => None,
-    }
-}
-
 /// [`classify_details`] plus OpenAI's error codes.
 pub fn classify(status: u16, headers: &[(String, String)], details: &ErrorDetails) -> PluginError {
     let error = classify_details(status, headers, details);
@@ -506,93 +485,6 @@ fn mentions_context_length(message: &str) -> bool {
     .any(|needle| message.contains(needle))
 }
 
-/// Classifies an error event inside a 200 stream: always retryable (nothing
-/// says the request is at fault), `rate-limited` or `overloaded` when the
-/// code says so, else `server`.
-fn stream_error(status: u16, event: &Value) -> PluginError {
-    let mut details = ErrorDetails::from_value(event);
-    if details.message.is_none() {
-        details.message = Some("upstream reported an error in the stream".to_owned());
-    }
-    let error = classify_details(status, &[], &details);
-    let code = details
-        .code_or_kind()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let class = match details.numeric_code {
-        Some(429) => ErrorClass::RateLimited,
-        Some(503 | 529) => ErrorClass::Overloaded,
-        _ if code.contains("rate_limit") || code.contains("insufficient_quota") => {
-            ErrorClass::RateLimited
-        }
-        _ if code.contains("overloaded") => ErrorClass::Overloaded,
-        _ => ErrorClass::Server,
-    };
-    error.with_class(class).with_retryable(true)
-}
-
-/// Decodes an OpenAI SSE stream: one `chat.completion.chunk` per event, then
-/// `data: [DONE]`.
-#[derive(Debug)]
-pub struct OpenAiDecoder {
-    requested_model: String,
-    status: u16,
-    done: bool,
-}
-
-impl StreamDecoder for OpenAiDecoder {
-    fn new(ctx: RequestContext, status: u16, _headers: Headers) -> Self {
-        Self {
-            requested_model: ctx.requested_model,
-            status,
-            done: false,
-        }
-    }
-
-    fn push(&mut self, frame: Frame) -> Result<Vec<StreamItem>, PluginError> {
-        if self.done {
-            return Ok(Vec::new());
-        }
-        let data = frame.text()?.trim();
-        if data.is_empty() {
-            return Ok(Vec::new());
-        }
-        if data == "[DONE]" {
-            self.done = true;
-            return Ok(vec![StreamItem::Done]);
-        }
-        let not_an_object = || {
-            PluginError::server("upstream sent a stream event that is not a JSON object")
-                .with_status(self.status)
-        };
-        let mut chunk = RawObject::parse(data).map_err(|_| not_an_object())?;
-        if frame.event.as_deref() == Some("error") || chunk.has_non_null("error") {
-            let event: Value = serde_json::from_str(data).map_err(|_| not_an_object())?;
-            return Err(stream_error(self.status, &event));
-        }
-        chunk.set_string("model", &self.requested_model);
-        let usage = usage_of(&chunk);
-        // The chunk kind depends on `choices` and `usage` only: parse just those.
-        let mut parts = Map::new();
-        for key in ["choices", "usage"] {
-            if let Some(Ok(value)) = chunk.value(key) {
-                parts.insert(key.to_owned(), value);
-            }
-        }
-        let kind: ChunkKind = chunk_kind(&Value::Object(parts));
-        let mut items = Vec::with_capacity(2);
-        if let Some(usage) = usage {
-            items.push(StreamItem::Usage(usage));
-        }
-        items.push(StreamItem::Chunk(StreamChunk::new(kind, chunk.to_json())));
-        Ok(items)
-    }
-
-    fn finish(&mut self) -> Result<Vec<StreamItem>, PluginError> {
-        if self.done {
-            Ok(Vec::new())
-        } else {
-            Err(PluginError::server("upstream stream ended before [DONE]").with_status(self.status))
-        }
-    }
-}
+/// The stream decoder: the SDK's OpenAI chunk stream (one
+/// `chat.completion.chunk` per event, then `data: [DONE]`).
+pub type OpenAiDecoder = ChunkStream;

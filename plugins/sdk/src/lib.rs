@@ -80,6 +80,9 @@
 //! # fn main() {}
 //! ```
 //!
+//! (An adapter for an OpenAI-compatible API that also streams is just as short
+//! with the SDK's OpenAI decoder: see the example in [`openai`].)
+//!
 //! `cargo build --release --target wasm32-wasip2` then produces the component
 //! `target/wasm32-wasip2/release/<crate>.wasm`. `classify_error`,
 //! `check_provider`, `probe_request` and `judge_probe` have sensible defaults
@@ -114,7 +117,11 @@
 //! * [`retry_after_ms`], [`header`]: header access.
 //! * [`json::RawObject`]: edit top-level fields of a JSON object, keeping
 //!   field order and the exact text of everything else.
-//! * [`openai`]: usage and chunk kinds of the canonical (OpenAI) shape.
+//! * [`openai`]: usage and chunk kinds of the canonical (OpenAI) shape and,
+//!   with the `adapter` feature, the stream decoder (`openai::ChunkStream`)
+//!   and response handling (`openai::parse_completion`) of an
+//!   OpenAI-compatible API: with them an adapter for such an API is about 40
+//!   lines (see the example in [`openai`]).
 //! * [`provider`]: checking a provider's configuration (base URL, options
 //!   with errors naming the known keys, extra headers) and joining endpoint
 //!   URLs, with the same messages in every adapter.
