@@ -2,6 +2,7 @@
 //! hardened accept loop and graceful shutdown. The binary is a thin CLI over
 //! [`run`]; tests use [`serve`] on their own listener.
 
+pub mod scaffold;
 mod serve;
 
 pub use serve::{run, serve, shutdown_signal};

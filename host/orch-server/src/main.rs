@@ -37,11 +37,139 @@ enum Command {
     },
     /// Print a new random master key for `[secrets] master_key` (base64).
     GenMasterKey,
+    /// Create and check plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Create a ready-to-build plugin crate (see docs/plugins.md).
+    New {
+        /// What kind of plugin.
+        kind: orch_server::scaffold::Kind,
+        /// Its plugin id (and crate name): lower-case letters, digits, '-'.
+        name: String,
+        /// Where to create it (default: ./<name>); must be empty or absent.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The guest SDK (default: plugins/sdk of this checkout).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Check a built component as the gateway would load and run it, against
+    /// the conformance cases of its kind (exit status 1 when a check fails).
+    Check {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// A conformance folder laid out like plugins/conformance (default:
+        /// the cases built into this binary).
+        #[arg(long)]
+        cases: Option<PathBuf>,
+        /// A transformer's configuration (JSON object) to check and run the
+        /// hooks with (default: `{}` is tried).
+        #[arg(long)]
+        config: Option<String>,
+        /// The configuration whose `[plugins]` limits apply (default: the
+        /// built-in defaults, which are the production limits).
+        #[arg(long = "gateway-config")]
+        gateway_config: Option<PathBuf>,
+    },
+}
+
+/// `plugin check`: 0 when every check passes, 1 when one fails, 2 when
+/// the check cannot run.
+fn plugin_check(
+    file: &std::path::Path,
+    cases: Option<PathBuf>,
+    transformer_config: Option<String>,
+    gateway_config: Option<&std::path::Path>,
+) -> ExitCode {
+    if !file.is_file() {
+        eprintln!("error: {} is not a file", file.display());
+        return ExitCode::from(2);
+    }
+    let plugins = match gateway_config {
+        Some(path) => match orch_core::config::Config::load(path) {
+            Ok(c) => c.plugins,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => match orch_core::config::Config::from_toml(
+            std::path::Path::new("(defaults)"),
+            "",
+            &|_| None,
+        ) {
+            Ok(c) => c.plugins,
+            Err(e) => {
+                eprintln!("error: the default configuration does not load: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let options = orch_plugin_check::CheckOptions {
+        cases,
+        limits: orch_plugin_host::Limits::from_config(&plugins),
+        transformer_config,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = runtime.block_on(orch_plugin_check::check(file, &options));
+    print!("{}", report.render());
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Plugin {
+            command:
+                PluginCommand::New {
+                    kind,
+                    name,
+                    dir,
+                    sdk,
+                },
+        } => match orch_server::scaffold::create(kind, &name, dir.as_deref(), sdk.as_deref()) {
+            Ok(dir) => {
+                println!(
+                    "created {}: build it with `cargo build --release` there, then check \
+                     target/wasm32-wasip2/release/{}.wasm with `llm-orchestrator plugin check`",
+                    dir.display(),
+                    name.replace('-', "_")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Plugin {
+            command:
+                PluginCommand::Check {
+                    file,
+                    cases,
+                    config,
+                    gateway_config,
+                },
+        } => plugin_check(&file, cases, config, gateway_config.as_deref()),
         Command::GenMasterKey => {
             println!("{}", orch_core::secrets::MasterKey::generate());
             ExitCode::SUCCESS

@@ -32,3 +32,42 @@ fn check_config_names_the_bad_key_and_exits_2() {
     assert!(err.contains("secrets.master_key"), "{err}");
     assert!(!err.contains("tooshort"), "the secret is not echoed: {err}");
 }
+
+#[test]
+fn plugin_check_exits_by_verdict_and_names_the_reason() {
+    let check = |file: &std::path::Path, extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["plugin", "check"])
+            .arg(file)
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let component = orch_test_support::component;
+
+    let (code, text) = check(&component("dialect-gemini.wasm"), &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("PASS dialect/gemini/"), "{text}");
+    assert!(text.ends_with(" passed, 0 failed\n"), "{text}");
+
+    let (code, text) = check(&component("fixture_wrong_world.wasm"), &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FAIL load:"), "{text}");
+    assert!(text.contains("fixture:other/greeter"), "{text}");
+
+    let (code, text) = check(&component("fixture_loop.wasm"), &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("deadline"), "{text}");
+
+    let config = r#"{"keywords":["secret project"]}"#;
+    let (code, text) = check(&component("block-list.wasm"), &["--config", config]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("PASS transformer/on_request"), "{text}");
+
+    let (code, text) = check(std::path::Path::new("/nonexistent/plugin.wasm"), &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("not a file"), "{text}");
+}

@@ -16,6 +16,7 @@ mod db_outage;
 mod dialects;
 mod failover;
 mod faults;
+mod guide;
 mod harness;
 mod hot_reload;
 mod plugin_faults;
