@@ -1136,11 +1136,13 @@ fn plan(
     snapshot: &Snapshot,
     session: Option<&str>,
 ) -> Result<routing::Plan, ApiError> {
-    let adapter_of = |t: &Target| {
+    let loaded_adapter = |t: &Target| {
         live.providers
             .get(t.provider)
             .and_then(|p| snapshot.adapter(&p.adapter))
     };
+    // A quarantined adapter is skipped like a missing one.
+    let adapter_of = |t: &Target| loaded_adapter(t).filter(|a| a.quarantined().is_none());
     let counting = ingress.operation == Operation::CountTokens;
     let has =
         |t: &Target, a: &LoadedPlugin, c: orch_core::contract::Capability| match &t.capabilities {
@@ -1198,6 +1200,18 @@ fn plan(
         .filter_map(|t| adapter_of(t).map(|a| (t, a)))
         .collect();
     if loaded.is_empty() {
+        if let Some(wait) = route
+            .targets
+            .iter()
+            .filter_map(|t| loaded_adapter(t)?.quarantined())
+            .min()
+        {
+            let mut e = ApiError::unavailable(
+                "The adapter plugin for this model is quarantined after repeated faults; retry later.",
+            );
+            e.retry_after_s = Some(u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX));
+            return Err(e);
+        }
         return Err(ApiError::unavailable(
             "No adapter plugin for this model's providers is loaded.",
         ));

@@ -145,6 +145,9 @@ impl Chain {
             );
             return Err(ApiError::transformer(&a.plugin));
         };
+        if plugin.quarantined().is_some() {
+            return Err(ApiError::transformer(&a.plugin));
+        }
         let verdict = match self.all.verdict(i, &plugin.sha256) {
             Some(v) => v,
             None => {

@@ -64,6 +64,7 @@ fn limits(call_timeout: Duration) -> Limits {
         memory_limit_bytes: 64 << 20,
         max_output_bytes: 16 << 20,
         max_instances: 64,
+        ..Limits::default()
     }
 }
 

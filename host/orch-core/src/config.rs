@@ -208,6 +208,11 @@ pub struct PluginsConfig {
     pub debounce: Duration,
     /// Full rescan interval, for file systems without change events.
     pub rescan_interval: Duration,
+    /// Faults of one plugin version within a minute that quarantine it
+    /// (0: never).
+    pub quarantine_after_faults: u32,
+    /// The first quarantine's length (doubling with each one in a row).
+    pub quarantine: Duration,
 }
 
 /// Client authentication.
@@ -533,6 +538,8 @@ struct RawPlugins {
     watch: bool,
     debounce_ms: u64,
     rescan_interval_s: u64,
+    quarantine_after_faults: u32,
+    quarantine_s: u64,
 }
 
 impl Default for RawPlugins {
@@ -546,6 +553,8 @@ impl Default for RawPlugins {
             watch: true,
             debounce_ms: 300,
             rescan_interval_s: 30,
+            quarantine_after_faults: 5,
+            quarantine_s: 30,
         }
     }
 }
@@ -992,6 +1001,8 @@ fn validate(
             watch: raw.plugins.watch,
             debounce: Duration::from_millis(raw.plugins.debounce_ms),
             rescan_interval: Duration::from_secs(raw.plugins.rescan_interval_s.max(1)),
+            quarantine_after_faults: raw.plugins.quarantine_after_faults,
+            quarantine: Duration::from_secs(raw.plugins.quarantine_s.max(1)),
         },
         auth: AuthConfig {
             client_keys,

@@ -19,12 +19,7 @@ use orch_test_support::component;
 
 /// The gateway's default `[plugins]` limits.
 fn production_limits() -> Limits {
-    Limits {
-        call_timeout: Duration::from_millis(50),
-        memory_limit_bytes: 64 << 20,
-        max_output_bytes: 16 << 20,
-        max_instances: 1000,
-    }
+    Limits::default()
 }
 
 fn options() -> CheckOptions {

@@ -155,8 +155,9 @@ impl AdapterInstance {
     ) -> Result<T, PluginFault> {
         let limit = self.limit();
         let r = f(limit, &self.base_url);
-        if r.is_err() {
+        if let Err(fault) = &r {
             self.poisoned = true;
+            self.plugin.faulted(fault);
         }
         r
     }

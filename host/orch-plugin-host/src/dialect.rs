@@ -59,8 +59,9 @@ impl DialectInstance {
 
     /// Run an output check; a failed check poisons the instance.
     fn check<T>(&mut self, r: Result<T, PluginFault>) -> Result<T, PluginFault> {
-        if r.is_err() {
+        if let Err(fault) = &r {
             self.poisoned = true;
+            self.plugin.faulted(fault);
         }
         r
     }

@@ -18,6 +18,7 @@ mod loader;
 mod memory;
 mod registry;
 mod runtime;
+mod stats;
 mod transformer;
 mod watcher;
 
@@ -27,5 +28,6 @@ pub use error::{CallError, PluginFault};
 pub use loader::LoadedPlugin;
 pub use registry::{FileState, PluginHost, ReloadReport, Snapshot};
 pub use runtime::Limits;
+pub use stats::{PluginStats, StatsView};
 pub use transformer::TransformerInstance;
 pub use watcher::Watcher;

@@ -16,6 +16,7 @@ use crate::dialect::DialectInstance;
 use crate::error::PluginFault;
 use crate::host_state::HostState;
 use crate::runtime::{Runtime, arm, settle};
+use crate::stats::PluginStats;
 use crate::transformer::TransformerInstance;
 
 /// The WIT package every plugin interface belongs to.
@@ -39,6 +40,8 @@ pub struct LoadedPlugin {
     pub loaded_at: SystemTime,
     /// How long compiling and validating took.
     pub load_time: Duration,
+    /// Calls, faults and quarantine of this version.
+    pub stats: PluginStats,
     pub(crate) runtime: Arc<Runtime>,
     pre: InstancePre<HostState>,
     exports: Exports,
@@ -134,6 +137,28 @@ impl LoadedPlugin {
         Ok((store, guest))
     }
 
+    /// Count a fault of this version; log the quarantine it starts.
+    pub(crate) fn faulted(&self, fault: &PluginFault) {
+        let limits = &self.runtime.limits;
+        let after = limits.quarantine_after_faults;
+        if let Some(length) = self
+            .stats
+            .fault(fault, Instant::now(), after, limits.quarantine)
+        {
+            tracing::warn!(
+                plugin = %self.label(),
+                file = %self.path.display(),
+                quarantine_s = length.as_secs(),
+                "plugin quarantined after repeated faults (last: {fault}); requests avoid it until then"
+            );
+        }
+    }
+
+    /// Time left in quarantine, when this version is quarantined.
+    pub fn quarantined(&self) -> Option<Duration> {
+        self.stats.quarantined(Instant::now())
+    }
+
     fn not_a(&self, kind: &str) -> PluginFault {
         let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
             "an"
@@ -151,7 +176,9 @@ impl LoadedPlugin {
         let mut store = self
             .runtime
             .new_store(self.label().into(), request_id.into());
-        let instance = instantiate(&mut store, &self.pre, &self.runtime).await?;
+        let instance = instantiate(&mut store, &self.pre, &self.runtime)
+            .await
+            .inspect_err(|f| self.faulted(f))?;
         Ok((store, instance))
     }
 }
@@ -255,6 +282,7 @@ pub(crate) async fn load(
         size,
         loaded_at: SystemTime::now(),
         load_time: started.elapsed(),
+        stats: PluginStats::default(),
         runtime,
         pre,
         exports,

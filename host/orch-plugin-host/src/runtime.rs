@@ -29,6 +29,24 @@ pub struct Limits {
     pub max_output_bytes: usize,
     /// Instances alive at once.
     pub max_instances: u32,
+    /// Faults of one version within a minute that quarantine it (0: never).
+    pub quarantine_after_faults: u32,
+    /// The first quarantine's length.
+    pub quarantine: Duration,
+}
+
+impl Default for Limits {
+    /// The production defaults (those of an empty `[plugins]` section).
+    fn default() -> Self {
+        Limits {
+            call_timeout: Duration::from_millis(50),
+            memory_limit_bytes: 64 << 20,
+            max_output_bytes: 16 << 20,
+            max_instances: 1000,
+            quarantine_after_faults: 5,
+            quarantine: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Limits {
@@ -39,6 +57,8 @@ impl Limits {
             memory_limit_bytes: c.memory_limit_bytes,
             max_output_bytes: c.max_output_bytes,
             max_instances: c.max_instances,
+            quarantine_after_faults: c.quarantine_after_faults,
+            quarantine: c.quarantine,
         }
     }
 
@@ -201,16 +221,22 @@ macro_rules! guarded {
         }
         $crate::runtime::arm(&mut $self.store);
         let backstop = $self.plugin.runtime.limits.wall_backstop();
+        let started = std::time::Instant::now();
         let outcome = {
             let $store = &mut $self.store;
             let $guest = &$self.guest;
             $(let $field = &$self.$field;)*
             tokio::time::timeout(backstop, $call).await
         };
+        $self.plugin.stats.call(started.elapsed());
         match $crate::runtime::settle(&$self.store, &$self.plugin.runtime.limits, outcome) {
-            Ok(v) => v,
+            Ok(v) => {
+                $self.plugin.stats.success(std::time::Instant::now());
+                v
+            }
             Err(fault) => {
                 $self.poisoned = true;
+                $self.plugin.faulted(&fault);
                 return Err(fault.into());
             }
         }

@@ -415,9 +415,53 @@ pub(crate) struct PluginItem {
     error: Option<String>,
     /// Whether it is the version requests use.
     active: bool,
+    /// Guest calls made by this version (loaded files).
+    calls: Option<u64>,
+    /// Mean wall time of a call, µs.
+    mean_call_us: Option<f64>,
+    /// Faults by kind: trap, deadline, memory_limit, invalid_output,
+    /// output_too_large, capacity.
+    #[schema(value_type = Option<Object>)]
+    faults: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Milliseconds left in quarantine (`null`: not quarantined).
+    quarantined_ms: Option<u64>,
+    /// Quarantines of this version so far.
+    quarantines: Option<u32>,
 }
 
-/// Plugin files: loaded (id, version, kind, hash, load time) and rejected (why).
+/// The counters of a loaded version, as the fields of its item.
+fn stats_of(p: &orch_plugin_host::LoadedPlugin) -> PluginItem {
+    let v = p.stats.view(std::time::Instant::now());
+    #[allow(clippy::cast_precision_loss, reason = "a mean for display")]
+    let mean = (v.calls > 0).then(|| v.call_time.as_secs_f64() * 1e6 / v.calls as f64);
+    PluginItem {
+        file: String::new(),
+        state: "loaded",
+        id: None,
+        version: None,
+        kind: None,
+        sha256: String::new(),
+        loaded_ms: None,
+        load_time_ms: None,
+        error: None,
+        active: false,
+        calls: Some(v.calls),
+        mean_call_us: mean,
+        faults: Some(
+            v.faults
+                .into_iter()
+                .map(|(k, n)| (k.to_string(), serde_json::json!(n)))
+                .collect(),
+        ),
+        quarantined_ms: v
+            .quarantined_for
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        quarantines: Some(v.quarantines),
+    }
+}
+
+/// Plugin files: loaded (id, version, kind, hash, load time, calls, faults,
+/// quarantine) and rejected (why).
 #[utoipa::path(get, path = "/admin/v1/plugins", tag = "observe",
     responses((status = 200, body = [PluginItem])))]
 pub(crate) async fn plugins(State(state): State<AppState>) -> Json<Vec<PluginItem>> {
@@ -443,6 +487,7 @@ pub(crate) async fn plugins(State(state): State<AppState>) -> Json<Vec<PluginIte
                 load_time_ms: u64::try_from(p.load_time.as_millis()).ok(),
                 error: None,
                 active: active.contains(&p.sha256),
+                ..stats_of(p)
             },
             FileState::Rejected { sha256, reason, .. } => PluginItem {
                 file: path.display().to_string(),
@@ -455,6 +500,11 @@ pub(crate) async fn plugins(State(state): State<AppState>) -> Json<Vec<PluginIte
                 load_time_ms: None,
                 error: Some(reason.clone()),
                 active: false,
+                calls: None,
+                mean_call_us: None,
+                faults: None,
+                quarantined_ms: None,
+                quarantines: None,
             },
         })
         .collect();

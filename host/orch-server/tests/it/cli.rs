@@ -51,7 +51,7 @@ fn plugin_check_exits_by_verdict_and_names_the_reason() {
     let (code, text) = check(&component("dialect-gemini.wasm"), &[]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("PASS dialect/gemini/"), "{text}");
-    assert!(text.ends_with(" passed, 0 failed\n"), "{text}");
+    assert!(text.contains(" passed, 0 failed\n"), "{text}");
 
     let (code, text) = check(&component("fixture_wrong_world.wasm"), &[]);
     assert_eq!(code, Some(1), "{text}");

@@ -50,6 +50,8 @@ pub struct Spec {
     pub database_url: Option<String>,
     /// `[database] refresh_interval_ms` (default 500).
     pub refresh_interval_ms: Option<u64>,
+    /// `[plugins] quarantine_after_faults` (default: the gateway's, 5).
+    pub quarantine_after_faults: Option<u32>,
 }
 
 impl Spec {
@@ -131,6 +133,7 @@ impl Gateway {
             "[server]\nlisten = \"127.0.0.1:0\"\nrequest_timeout_ms = {}\nshutdown_grace_ms = 2000\n\
              [database]\nurl = {}\nrefresh_interval_ms = {}\n\
              [plugins]\ndir = {}\ndebounce_ms = 100\nrescan_interval_s = 1\nmax_instances = 256\n\
+             quarantine_after_faults = {}\n\
              [request_log]\nflush_interval_ms = 50\n\
              [upstream]\nconnect_timeout_ms = 2000\nheader_timeout_ms = 10000\nidle_timeout_ms = {}\n\
              [auth]\nclient_keys = [{}]\n",
@@ -143,6 +146,7 @@ impl Gateway {
             ),
             spec.refresh_interval_ms.unwrap_or(500),
             toml_str(&plugins.path().display().to_string()),
+            spec.quarantine_after_faults.unwrap_or(5),
             spec.idle_timeout_ms.unwrap_or(5_000),
             spec.client_keys
                 .iter()

@@ -22,6 +22,8 @@ async fn gateway(fake: &FakeUpstream) -> Gateway {
         Spec::default()
             .plugin("openai.wasm")
             .provider("good", "openai", &fake.base_url());
+    // These tests are about each fault itself: no quarantine between them.
+    spec.quarantine_after_faults = Some(0);
     for (file, id) in FIXTURES {
         spec = spec.plugin(file).provider(id, id, &fake.base_url());
     }
@@ -86,6 +88,106 @@ async fn a_trap_in_the_middle_of_a_stream_ends_it_with_an_error() {
         "{events:?}"
     );
     assert!(events.last().unwrap().contains("\"error\""), "{events:?}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_plugin_that_keeps_trapping_is_quarantined_until_its_fix_is_dropped_in() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    let mut spec = Spec::default()
+        .plugin("openai.wasm")
+        .plugin("fixture_stream_trap.wasm")
+        .provider("st", "fixture-stream-trap", &fake.base_url())
+        .provider("good", "openai", &fake.base_url());
+    spec.admin_token = Some("admin-token-for-quarantine".into());
+    // Target health must not take the target out: this is about the plugin.
+    spec.extra = "[health]\neject_after_failures = 1000000\nunhealthy_error_ratio = 1.0\n\
+         [[models]]\nname = \"m\"\nstrategy = \"priority\"\ntargets = [\n  \
+         { provider = \"st\", model = \"fake-model\", priority = 0 },\n  \
+         { provider = \"good\", model = \"fake-model\", priority = 1 },\n]\n"
+        .into();
+    let gw = Gateway::start(spec).await;
+    let plugin = |gw: &Gateway| {
+        let gw_url = gw.url("/admin/v1/plugins");
+        let http = gw.http.clone();
+        async move {
+            let all: Vec<Value> = http
+                .get(gw_url)
+                .bearer_auth("admin-token-for-quarantine")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            all.into_iter()
+                .find(|p| p["id"] == "fixture-stream-trap" && p["active"] == true)
+                .expect("the fixture is listed")
+        }
+    };
+    // Every stream traps mid-way (after content: no failover, an in-stream
+    // error) until the fifth fault quarantines the version.
+    for i in 0..5 {
+        let events = sse_data(gw.chat(chat_body("m", true)).await).await;
+        assert!(
+            events.last().unwrap().contains("\"error\""),
+            "stream {i}: {events:?}"
+        );
+    }
+    let p = plugin(&gw).await;
+    assert_eq!(p["version"], "0.1.0", "{p}");
+    assert_eq!(p["faults"]["trap"], 5, "{p}");
+    assert_eq!(p["quarantines"], 1, "{p}");
+    assert!(p["quarantined_ms"].as_u64().unwrap() > 20_000, "{p}");
+    let calls = p["calls"].as_u64().unwrap();
+
+    // Quarantined: the next target serves, the trapping version is not called.
+    for _ in 0..5 {
+        let resp = gw.chat(chat_body("m", true)).await;
+        assert_eq!(resp.headers()["x-orchestrator-adapter"], "openai@0.1.0");
+        let events = sse_data(resp).await;
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some("[DONE]"),
+            "{events:?}"
+        );
+    }
+    assert_eq!(plugin(&gw).await["calls"], calls);
+
+    // The fix (same id, 0.2.0) is dropped in: it serves at once.
+    let fixed = orch_test_support::component("fixture_stream_trap_fixed.wasm");
+    let staged = gw.plugins.path().join(".fixed.tmp");
+    std::fs::copy(fixed, &staged).unwrap();
+    std::fs::rename(
+        &staged,
+        gw.plugins.path().join("fixture_stream_trap_fixed.wasm"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let resp = gw.chat(chat_body("m", true)).await;
+        let adapter = resp.headers()["x-orchestrator-adapter"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let events = sse_data(resp).await;
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some("[DONE]"),
+            "{events:?}"
+        );
+        if adapter == "fixture-stream-trap@0.2.0" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the fix was not loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let p = plugin(&gw).await;
+    assert_eq!(p["version"], "0.2.0", "{p}");
+    assert_eq!(p["quarantined_ms"], Value::Null, "{p}");
     gw.stop().await;
 }
 

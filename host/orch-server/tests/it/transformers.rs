@@ -412,6 +412,8 @@ async fn failure_policies_decide_between_an_error_and_skipping() {
     .unwrap();
     let mut spec = gateway_spec(&fake, &["closed", "open", "refused", "missing"])
         .plugin("fixture_transform_trap.wasm");
+    // Counted exactly per call: no quarantine of the trapping version.
+    spec.quarantine_after_faults = Some(0);
     spec.extra = r#"
 [[transformers]]
 plugin = "fixture-transform-trap"
