@@ -66,7 +66,8 @@ impl FileSide {
 // ---------------------------------------------------------------------------
 // Rows and specs.
 
-/// The body edits of a target as stored in `targets.overrides_json`.
+/// The options of a target stored in `targets.overrides_json`: its body
+/// edits, and which adapter versions serve and shadow it.
 #[derive(Serialize, Deserialize, Default)]
 struct StoredOverrides {
     #[serde(default)]
@@ -75,6 +76,10 @@ struct StoredOverrides {
     remove: Vec<String>,
     #[serde(default)]
     cap: std::collections::BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    adapter_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shadow: Option<String>,
 }
 
 fn json<T: Serialize>(value: &T) -> String {
@@ -155,6 +160,8 @@ pub(crate) fn model_row(spec: &ModelSpec, managed_by: ManagedBy) -> ModelRow {
                     set: t.set.clone(),
                     remove: t.remove.clone(),
                     cap: t.cap.clone(),
+                    adapter_version: t.adapter_version.clone(),
+                    shadow: t.shadow.clone(),
                 }),
                 headers_json: json(&t.headers),
                 capabilities_json: t.capabilities.as_ref().map(json),
@@ -190,6 +197,8 @@ pub(crate) fn model_spec(row: &ModelRow) -> Result<ModelSpec, String> {
                 timeout_ms: t.timeout_ms.and_then(|v| u64::try_from(v).ok()),
                 ttft_timeout_ms: t.ttft_timeout_ms.and_then(|v| u64::try_from(v).ok()),
                 enabled: t.enabled,
+                adapter_version: o.adapter_version,
+                shadow: o.shadow,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;

@@ -13,6 +13,7 @@ mod openai;
 mod ops;
 mod pipeline;
 mod probes;
+mod shadow;
 mod share;
 mod sse;
 mod state;

@@ -47,7 +47,7 @@ pub(crate) struct ChatIngress {
     pub(crate) query_key: Option<String>,
 }
 
-fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     u64::try_from(now_ms()).unwrap_or_default()
 }
 
@@ -635,9 +635,7 @@ impl Request {
                 .ok_or_else(|| ApiError::model_not_found(&model))?
                 .route;
             route.targets.iter().any(|t| {
-                live.providers
-                    .get(t.provider)
-                    .and_then(|p| snapshot.adapter(&p.adapter))
+                target_adapter(live, snapshot, t)
                     .is_some_and(|a| a.info.dialect != ingress.dialect.as_str())
             })
         };
@@ -685,6 +683,20 @@ impl Request {
         profile.model.clone_from(&request.model);
         request.canonical = Some((Bytes::from(decoded.body), profile));
         Ok(request)
+    }
+}
+
+/// The adapter that serves a target: the version it pins, else the newest
+/// loaded version of its provider's adapter.
+fn target_adapter<'a>(
+    live: &Live,
+    snapshot: &'a Snapshot,
+    target: &Target,
+) -> Option<&'a Arc<LoadedPlugin>> {
+    let id = &live.providers.get(target.provider)?.adapter;
+    match &target.adapter_version {
+        Some(v) => snapshot.adapter_at(id, v),
+        None => snapshot.adapter(id),
     }
 }
 
@@ -898,7 +910,7 @@ async fn attempts(
         if refused.contains(&provider.adapter.as_str()) {
             continue;
         }
-        let Some(plugin) = snapshot.adapter(&provider.adapter).cloned() else {
+        let Some(plugin) = target_adapter(live, snapshot, target).cloned() else {
             continue;
         };
         let health = &rs.health[step.target];
@@ -1136,11 +1148,7 @@ fn plan(
     snapshot: &Snapshot,
     session: Option<&str>,
 ) -> Result<routing::Plan, ApiError> {
-    let loaded_adapter = |t: &Target| {
-        live.providers
-            .get(t.provider)
-            .and_then(|p| snapshot.adapter(&p.adapter))
-    };
+    let loaded_adapter = |t: &Target| target_adapter(live, snapshot, t);
     // A quarantined adapter is skipped like a missing one.
     let adapter_of = |t: &Target| loaded_adapter(t).filter(|a| a.quarantined().is_none());
     let counting = ingress.operation == Operation::CountTokens;
@@ -1441,6 +1449,8 @@ impl<'a> Attempt<'a> {
             .build_request(payload)
             .await
             .map_err(|e| self.call_error(e))?;
+        // The request as the adapter built it, for a shadow to compare with.
+        let built = self.target.shadow.is_some().then(|| up.clone());
         for (name, value) in &self.target.headers {
             up.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
             up.headers.push((name.clone(), value.clone()));
@@ -1513,6 +1523,9 @@ impl<'a> Attempt<'a> {
                 .parse_response(status, &headers, &body)
                 .await
                 .map_err(|e| self.call_error(e))?;
+            if let Some(request) = built {
+                self.shadow(request, status, headers, body, &parsed);
+            }
             let body = match &self.request.transforms {
                 Some(chain) => chain
                     .on_response(parsed.body, parsed.usage)
@@ -1605,6 +1618,43 @@ impl<'a> Attempt<'a> {
             Body::from_stream(body),
             &label,
         )))
+    }
+
+    /// Hand what this attempt did to the target's shadow version, if it is
+    /// loaded (and is not the version that served).
+    fn shadow(
+        &self,
+        request: orch_core::contract::UpstreamRequest,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+        parsed: &orch_core::contract::ParsedResponse,
+    ) {
+        let Some(shadow) = &self.target.shadow else {
+            return;
+        };
+        let id = shadow.id.as_deref().unwrap_or(&self.provider.adapter);
+        let Some(plugin) = self.snapshot.adapter_at(id, &shadow.version) else {
+            return;
+        };
+        if plugin.sha256 == self.plugin.sha256 {
+            return;
+        }
+        crate::shadow::spawn(
+            self.state.shadow_book().clone(),
+            plugin.clone(),
+            crate::shadow::Primary {
+                plugin: self.plugin.clone(),
+                ctx: self.ctx.clone(),
+                payload: self.payload.clone(),
+                request,
+                status,
+                headers,
+                body,
+                response: parsed.body.clone(),
+                usage: parsed.usage,
+            },
+        );
     }
 
     /// The client's body for a translated or passed-through response.

@@ -57,6 +57,8 @@ struct Inner {
     reload_now: tokio::sync::Notify,
     /// The transformer attachments.
     transformers: Arc<crate::transform::Transformers>,
+    /// Shadow-mode comparisons.
+    shadow: Arc<crate::shadow::ShadowBook>,
 }
 
 /// What the configuration file decides besides the catalogue.
@@ -324,7 +326,13 @@ impl AppState {
             transformers: Arc::new(crate::transform::Transformers::new(
                 config.transformers.clone(),
             )),
+            shadow: Arc::default(),
         }))
+    }
+
+    /// Shadow-mode comparisons.
+    pub(crate) fn shadow_book(&self) -> &Arc<crate::shadow::ShadowBook> {
+        &self.0.shadow
     }
 
     /// The transformer attachments.

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::config::{Problem, ProviderConfig, http_header_name, is_valid_plugin_id};
 use crate::contract::Capability;
+use crate::routing::PluginRef;
 use crate::routing::keys::KeyStrategy;
 use crate::routing::retry::RetryPolicy;
 use crate::routing::{ModelRoute, Overrides, Strategy, Target};
@@ -202,6 +203,17 @@ pub struct TargetSpec {
     /// A disabled target is skipped.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Serve with this version of the provider's adapter (exact semver)
+    /// rather than the newest loaded one. Two targets on one provider with
+    /// different versions and weights split traffic between them (canary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_version: Option<String>,
+    /// Shadow the target's adapter with another version (`0.2.0`) or
+    /// adapter (`openai@0.2.0`): each successful non-streaming answer is
+    /// also built and parsed by the shadow, off the request path, and
+    /// differences are recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<String>,
 }
 
 fn one() -> u32 {
@@ -524,6 +536,21 @@ fn target(
     };
     let timeout = positive(spec.timeout_ms, "timeout_ms", problem);
     let ttft_timeout = positive(spec.ttft_timeout_ms, "ttft_timeout_ms", problem);
+    let adapter_version = spec.adapter_version.as_deref().and_then(|v| {
+        semver::Version::parse(v)
+            .map_err(|e| {
+                problem(
+                    key("adapter_version"),
+                    format!("{v:?} is not a version: {e}"),
+                )
+            })
+            .ok()
+    });
+    let shadow = spec.shadow.as_deref().and_then(|s| {
+        PluginRef::parse(s)
+            .map_err(|e| problem(key("shadow"), e))
+            .ok()
+    });
     Target {
         provider: 0,
         upstream_model: spec.model.clone(),
@@ -542,5 +569,7 @@ fn target(
         capabilities,
         timeout,
         ttft_timeout,
+        adapter_version,
+        shadow,
     }
 }

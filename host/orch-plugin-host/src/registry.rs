@@ -50,6 +50,24 @@ impl Snapshot {
         self.active.get(&(PluginKind::Adapter, id.to_string()))
     }
 
+    /// The adapter with this id at exactly this version, whether or not it
+    /// is the newest loaded (a route may pin an older one, or split traffic
+    /// between versions).
+    pub fn adapter_at(&self, id: &str, version: &semver::Version) -> Option<&Arc<LoadedPlugin>> {
+        let matches = |p: &&Arc<LoadedPlugin>| {
+            p.info.kind == PluginKind::Adapter && p.info.id == id && p.info.version == *version
+        };
+        self.adapter(id).filter(matches).or_else(|| {
+            self.files.values().find_map(|f| match f {
+                FileState::Loaded(p)
+                | FileState::Rejected {
+                    serving: Some(p), ..
+                } => Some(p).filter(matches),
+                FileState::Rejected { serving: None, .. } => None,
+            })
+        })
+    }
+
     /// The active dialect plugin for this dialect name.
     pub fn dialect(&self, dialect: &str) -> Option<&Arc<LoadedPlugin>> {
         self.active.get(&(PluginKind::Dialect, dialect.to_string()))
@@ -175,7 +193,10 @@ impl PluginHost {
         }
         for (path, why) in &shadowed {
             if !old.shadowed.iter().any(|(p, _)| p == path) {
-                tracing::warn!(file = %path.display(), "plugin file not used: {why}");
+                tracing::info!(
+                    file = %path.display(),
+                    "plugin file not the newest: {why}; it serves only targets that pin its version"
+                );
             }
         }
         let compiled = !report.activated.is_empty() || !report.rejected.is_empty();

@@ -89,6 +89,7 @@ fn parts() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(reads::audit))
         .routes(routes!(reads::plugins))
         .routes(routes!(reads::transformers))
+        .routes(routes!(reads::shadow))
         .routes(routes!(reads::health))
         .split_for_parts()
 }

@@ -592,3 +592,21 @@ pub(crate) async fn transformers(State(state): State<AppState>) -> Json<Vec<Tran
         .collect();
     Json(items)
 }
+
+/// Shadow-mode comparisons: counters per primary → shadow pair, and the
+/// recent differences (newest first; bodies described, never shown).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ShadowView {
+    /// Per pair of versions.
+    pairs: Vec<crate::shadow::PairStats>,
+    /// The last differences and failures.
+    recent: Vec<crate::shadow::ShadowDiff>,
+}
+
+/// Shadow-mode comparisons of adapter versions (targets with `shadow`).
+#[utoipa::path(get, path = "/admin/v1/shadow", tag = "observe",
+    responses((status = 200, body = ShadowView)))]
+pub(crate) async fn shadow(State(state): State<AppState>) -> Json<ShadowView> {
+    let (pairs, recent) = state.shadow_book().view();
+    Json(ShadowView { pairs, recent })
+}

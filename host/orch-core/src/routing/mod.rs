@@ -81,6 +81,38 @@ pub struct Target {
     pub timeout: Option<Duration>,
     /// Bound on the time from the request to the first content of a stream.
     pub ttft_timeout: Option<Duration>,
+    /// The adapter version to serve with (`None`: the newest loaded).
+    pub adapter_version: Option<semver::Version>,
+    /// The adapter version (or other adapter) to shadow this target with.
+    pub shadow: Option<PluginRef>,
+}
+
+/// A plugin version named in configuration: `0.2.0` (of the adapter in
+/// context) or `openai@0.2.0`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginRef {
+    /// The plugin id; `None`: the adapter in context.
+    pub id: Option<String>,
+    /// The exact version.
+    pub version: semver::Version,
+}
+
+impl PluginRef {
+    /// Parse `0.2.0` or `id@0.2.0`.
+    pub fn parse(text: &str) -> Result<PluginRef, String> {
+        let (id, version) = match text.split_once('@') {
+            Some((id, v)) => {
+                if !crate::config::is_valid_plugin_id(id) {
+                    return Err(format!("{id:?} is not a plugin id"));
+                }
+                (Some(id.to_string()), v)
+            }
+            None => (None, text),
+        };
+        let version = semver::Version::parse(version)
+            .map_err(|e| format!("{version:?} is not a version: {e}"))?;
+        Ok(PluginRef { id, version })
+    }
 }
 
 impl Target {
@@ -96,6 +128,8 @@ impl Target {
             capabilities: None,
             timeout: None,
             ttft_timeout: None,
+            adapter_version: None,
+            shadow: None,
         }
     }
 

@@ -23,5 +23,6 @@ mod plugin_faults;
 mod proxy;
 mod redis_share;
 mod replicas;
+mod rollouts;
 mod routing;
 mod transformers;
