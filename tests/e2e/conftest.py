@@ -1,12 +1,14 @@
 """Fixtures that run the real binaries: the fake upstream and the gateway.
 
-The binaries and the plugins folder come from the environment set by
-`cargo xtask test` (ORCH_BIN, FAKE_UPSTREAM_BIN, ORCH_TEST_PLUGINS).
+The binaries and the plugins folders come from the environment set by
+`cargo xtask test` (ORCH_BIN, FAKE_UPSTREAM_BIN, ORCH_TEST_PLUGINS, and
+ORCH_TEST_EXAMPLES for the example plugin written in JavaScript).
 """
 
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -20,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ORCH_BIN = Path(os.environ.get("ORCH_BIN", ROOT / "target/debug/llm-orchestrator"))
 FAKE_BIN = Path(os.environ.get("FAKE_UPSTREAM_BIN", ROOT / "target/debug/fake-upstream"))
 PLUGINS = Path(os.environ.get("ORCH_TEST_PLUGINS", ROOT / "target/plugins"))
+EXAMPLES = Path(os.environ.get("ORCH_TEST_EXAMPLES", ROOT / "target/examples"))
+# The example adapter written in JavaScript, loaded next to the bundled ones.
+JS_PLUGIN = "openai-js.wasm"
 
 CLIENT_KEY = "sk-test-client-key"
 # A provider key that must never appear anywhere the gateway writes or answers.
@@ -32,6 +37,9 @@ BACKENDS = {
     "anthropic": ("fake-anthropic", "fake-claude-model"),
     "gemini": ("fake-gemini", "fake-gemini-model"),
 }
+# The model served through the JavaScript adapter `openai-js` (and
+# `<JS_MODEL>-429`, whose upstream answers 429).
+JS_MODEL = "via-openai-js"
 # Upstream error statuses each backend has a `via-<backend>-<status>` model for.
 ERROR_STATUSES = (429, 500, 503)
 # `via-<backend>-cut`: the upstream stream breaks after this many events, a
@@ -87,7 +95,17 @@ class Stack:
                 raise RuntimeError(f"{binary} is missing; run `cargo xtask test`")
         if not (PLUGINS / "openai.wasm").exists():
             raise RuntimeError(f"{PLUGINS}/openai.wasm is missing; run `cargo xtask test`")
+        if not (EXAMPLES / JS_PLUGIN).exists():
+            raise RuntimeError(
+                f"{EXAMPLES}/{JS_PLUGIN} is missing; run `cargo xtask test` (it needs Node.js 20+)"
+            )
         self.workdir = workdir
+        # The bundled plugins plus the JavaScript example, in a folder of
+        # this stack's own.
+        plugins = workdir / "plugins"
+        plugins.mkdir(exist_ok=True)
+        for component in [*PLUGINS.glob("*.wasm"), EXAMPLES / JS_PLUGIN]:
+            shutil.copyfile(component, plugins / component.name)
         fake_port = free_port()
         self.fake = Proc(
             [str(FAKE_BIN), "--listen", f"127.0.0.1:{fake_port}", "--expect-key", CANARY],
@@ -106,7 +124,7 @@ listen = "127.0.0.1:{self.port}"
 [database]
 url = "sqlite://{self.db}"
 [plugins]
-dir = "{PLUGINS}"
+dir = "{plugins}"
 watch = false
 [request_log]
 flush_interval_ms = 50
@@ -158,7 +176,29 @@ name = "fake-gemini"
 adapter = "gemini"
 base_url = "{self.fake_origin}"
 api_keys = ["env:E2E_PROVIDER_KEY"]
-{self._backend_models()}"""
+
+# The example adapter written in JavaScript (plugins/js/openai-js); errors
+# get a provider of their own, so a key resting after a 429 rests there only.
+[[providers]]
+name = "fake-js"
+adapter = "openai-js"
+base_url = "{self.fake_url}"
+api_keys = ["env:E2E_PROVIDER_KEY"]
+
+[[providers]]
+name = "fake-js-errors"
+adapter = "openai-js"
+base_url = "{self.fake_url}"
+api_keys = ["env:E2E_PROVIDER_KEY"]
+{self._backend_models()}
+[[models]]
+name = "{JS_MODEL}"
+targets = [{{ provider = "fake-js", model = "fake-model", weight = 1 }}]
+
+[[models]]
+name = "{JS_MODEL}-429"
+targets = [{{ provider = "fake-js-errors", model = "status-429", weight = 1 }}]
+"""
         )
         env = dict(os.environ, E2E_CLIENT_KEY=CLIENT_KEY, E2E_PROVIDER_KEY=CANARY)
         env.pop("RUST_LOG", None)
@@ -166,7 +206,9 @@ api_keys = ["env:E2E_PROVIDER_KEY"]
         self.gateway_origin = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.gateway_origin}/v1"
         try:
-            wait_http(f"http://127.0.0.1:{self.port}/readyz")
+            # The gateway compiles every plugin before it listens; the
+            # JavaScript one (12 MB) takes seconds on a busy machine.
+            wait_http(f"http://127.0.0.1:{self.port}/readyz", timeout=180.0)
         except RuntimeError as e:
             self.stop()
             raise RuntimeError(f"{e}; gateway output:\n{self.gateway.output()}") from None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import openai
 
-from conftest import CANARY, CLIENT_KEY, Stack, http_json
+from conftest import CANARY, CLIENT_KEY, JS_MODEL, Stack, http_json
 
 
 def test_canary_never_leaks():
@@ -17,7 +17,8 @@ def test_canary_never_leaks():
             client = openai.OpenAI(base_url=stack.base_url, api_key=CLIENT_KEY, max_retries=0)
             client.chat.completions.create(model="fake-gpt", messages=[{"role": "user", "content": "hi"}])
             list(client.chat.completions.create(model="fake-gpt", messages=[{"role": "user", "content": "hi"}], stream=True))
-            for model in ["err-429", "err-500", "err-upstream-auth", "failover", "missing"]:
+            # The JavaScript adapter's provider holds the canary too.
+            for model in ["err-429", "err-500", "err-upstream-auth", "failover", "missing", JS_MODEL, f"{JS_MODEL}-429"]:
                 status, body = http_json(f"{stack.base_url}/chat/completions", {"model": model, "messages": [{"role": "user", "content": "x"}]})
                 bodies.append(body)
             status, body = http_json(f"{stack.base_url}/chat/completions", {"model": "fake-gpt"}, key=CANARY)

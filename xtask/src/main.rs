@@ -15,7 +15,8 @@ commands:
             (--no-fake-upstream to skip the fake)
   test      every test: host crates (nextest), plugin unit tests, end-to-end with the official SDKs
   bench     build release and run the latency/throughput benchmark
-  plugins   build the plugins (bundled into target/plugins, fixtures into target/fixtures)";
+  plugins   build the plugins (bundled into target/plugins, fixtures into target/fixtures,
+            the JavaScript example into target/examples: it needs Node.js 20+ and npm)";
 
 /// Plugins shipped with the gateway: (crate wasm name, file name in the plugins folder).
 const BUNDLED: &[(&str, &str)] = &[
@@ -71,7 +72,9 @@ fn status(cmd: &mut Command) -> Result<()> {
 }
 
 /// Build every plugin crate for wasm32-wasip2 and copy the results: bundled
-/// plugins to `target/plugins`, fixtures to `target/fixtures`.
+/// plugins to `target/plugins`, fixtures to `target/fixtures`; then the
+/// JavaScript example plugins into `target/examples` (not loaded by default:
+/// a 12 MB component costs every gateway start seconds and ~80 MiB).
 fn plugins(root: &Path) -> Result<PathBuf> {
     let pdir = root.join("plugins");
     status(
@@ -96,7 +99,84 @@ fn plugins(root: &Path) -> Result<PathBuf> {
             install(&path, &fixtures.join(name))?;
         }
     }
+    let examples = root.join("target/examples");
+    std::fs::create_dir_all(&examples)?;
+    js_plugins(root, &examples)?;
     Ok(bundled)
+}
+
+/// The oldest Node.js major version the JavaScript plugins build with.
+const NODE_MAJOR: u32 = 20;
+
+/// Whether this runs in CI (`CI` set, and not to `false` or `0`), where a
+/// missing prerequisite fails the build instead of being skipped.
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Node.js's major version, if `node` runs.
+fn node_major() -> Option<u32> {
+    let out = Command::new("node").arg("--version").output().ok()?;
+    let version = String::from_utf8(out.stdout).ok()?;
+    version
+        .trim()
+        .strip_prefix('v')?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether Node.js (20+) and npm are there for the JavaScript plugins.
+/// Without them CI fails, and a developer's machine skips those plugins with
+/// a warning (the gateway runs without them).
+fn node_toolchain() -> Result<bool> {
+    let node = node_major();
+    let npm = have("npm", "--version");
+    if node.is_some_and(|major| major >= NODE_MAJOR) && npm {
+        return Ok(true);
+    }
+    let why = format!(
+        "the JavaScript plugins (plugins/js) need Node.js {NODE_MAJOR}+ and npm on the PATH \
+         (found: node {}, npm {})",
+        node.map_or_else(|| "none".to_owned(), |m| format!("v{m}")),
+        if npm { "yes" } else { "none" },
+    );
+    if in_ci() {
+        bail!("{why}; with CI set they are not skipped");
+    }
+    eprintln!("warning: {why}; skipping them (the gateway does not need them)");
+    Ok(false)
+}
+
+/// Build the JavaScript plugins (`plugins/js/*/`) with componentize-js into
+/// `out` (`openai-js.wasm`, ...), when Node.js is there.
+fn js_plugins(root: &Path, out: &Path) -> Result<()> {
+    if !node_toolchain()? {
+        return Ok(());
+    }
+    let dir = root.join("plugins/js");
+    // `npm ci` deletes and reinstalls node_modules (about 15 s): only when it
+    // is missing or the lock file changed since the last install. A copy of
+    // the lock file in node_modules remembers what was installed.
+    let lock = dir.join("package-lock.json");
+    let installed = dir.join("node_modules/.xtask-package-lock.json");
+    let current = std::fs::read(&lock).with_context(|| format!("reading {}", lock.display()))?;
+    if std::fs::read(&installed).ok().as_deref() != Some(current.as_slice()) {
+        status(
+            Command::new("npm")
+                .current_dir(&dir)
+                .args(["ci", "--no-audit", "--no-fund"]),
+        )?;
+        std::fs::write(&installed, &current)?;
+    }
+    // build.mjs writes each component atomically and skips unchanged ones.
+    status(
+        Command::new("node")
+            .current_dir(&dir)
+            .arg("build.mjs")
+            .arg(out),
+    )
 }
 
 /// Copy atomically (write a hidden temp file, then rename), so a running
@@ -175,11 +255,13 @@ fn test(root: &Path) -> Result<()> {
     plugins(root)?;
     let plugin_dir = root.join("target/plugins");
     let fixture_dir = root.join("target/fixtures");
+    let example_dir = root.join("target/examples");
 
     // Host crates. The plugin-dependent tests find the built components here.
     let envs = [
         ("ORCH_TEST_PLUGINS", plugin_dir.clone()),
         ("ORCH_TEST_FIXTURES", fixture_dir.clone()),
+        ("ORCH_TEST_EXAMPLES", example_dir.clone()),
     ];
     status(cargo().args(["build", "--workspace", "--tests", "--bins"]))?;
     if have("cargo-nextest", "--version") || have("cargo", "nextest") {
@@ -208,6 +290,15 @@ fn test(root: &Path) -> Result<()> {
         "fixture-wrong-world",
     ]))?;
 
+    // The JavaScript plugins' unit tests, in Node.js (built above, if at all).
+    if node_toolchain()? {
+        status(
+            Command::new("npm")
+                .current_dir(root.join("plugins/js"))
+                .arg("test"),
+        )?;
+    }
+
     // End to end with the official SDKs, in a local virtualenv.
     let venv = root.join(".venv");
     let py = venv.join("bin/python");
@@ -228,7 +319,8 @@ fn test(root: &Path) -> Result<()> {
             .args(["-m", "pytest", "-q", "tests/e2e"])
             .env("ORCH_BIN", root.join("target/debug/llm-orchestrator"))
             .env("FAKE_UPSTREAM_BIN", root.join("target/debug/fake-upstream"))
-            .env("ORCH_TEST_PLUGINS", &plugin_dir),
+            .env("ORCH_TEST_PLUGINS", &plugin_dir)
+            .env("ORCH_TEST_EXAMPLES", &example_dir),
     )?;
     Ok(())
 }

@@ -353,16 +353,54 @@ fn summary(samples: &mut [u64], what: &str) -> Result<Summary> {
 /// Measure the calls of the `openai` adapter found in `plugins_dir`, each
 /// over `iterations` calls after a tenth as many unmeasured warm-up calls.
 pub async fn measure(plugins_dir: &Path, iterations: usize) -> Result<PluginCosts> {
-    let iterations = iterations.max(10);
+    Ok(
+        measure_adapter(&plugins_dir.join("openai.wasm"), "openai", iterations)
+            .await?
+            .calls,
+    )
+}
+
+/// What one adapter component costs: loading it, and its calls.
+#[derive(Debug, Clone)]
+pub struct AdapterCosts {
+    /// The component file's size.
+    pub component_bytes: u64,
+    /// Compiling and validating it (what a gateway start or a hot reload
+    /// spends on it, off the request path).
+    pub load_time: Duration,
+    /// Its calls, as [`measure`] measures the `openai` adapter's.
+    pub calls: PluginCosts,
+}
+
+/// Load the adapter `adapter_id` from `component` alone and measure its
+/// load and its calls on the `openai` adapter's inputs (the canonical
+/// request, an OpenAI response and stream chunk), so adapters of an
+/// OpenAI-compatible API compare one to one, e.g. `openai.wasm` with
+/// `openai-js.wasm` (the same adapter in JavaScript).
+pub async fn measure_adapter(
+    component: &Path,
+    adapter_id: &str,
+    iterations: usize,
+) -> Result<AdapterCosts> {
     let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
     let (_host, plugin) = load_alone(
-        &plugins_dir.join("openai.wasm"),
-        "openai",
+        component,
+        adapter_id,
         Duration::from_secs(1),
         scratch.path(),
     )
     .await?;
+    Ok(AdapterCosts {
+        component_bytes: plugin.size,
+        load_time: plugin.load_time,
+        calls: measure_calls(&plugin, iterations).await?,
+    })
+}
 
+/// Measure a loaded adapter's calls, each over `iterations` calls after a
+/// tenth as many unmeasured warm-up calls.
+async fn measure_calls(plugin: &Arc<LoadedPlugin>, iterations: usize) -> Result<PluginCosts> {
+    let iterations = iterations.max(10);
     let request = canonical_request();
     let response = openai_response();
     let chunk = Frame {

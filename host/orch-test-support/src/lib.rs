@@ -33,20 +33,27 @@ pub fn fixtures_dir() -> PathBuf {
     dir("ORCH_TEST_FIXTURES", "target/fixtures")
 }
 
+/// The folder with the example plugins in other languages
+/// (`openai-js.wasm`).
+pub fn examples_dir() -> PathBuf {
+    dir("ORCH_TEST_EXAMPLES", "target/examples")
+}
+
 /// A built component by file name (`openai.wasm`, `fixture_trap.wasm`...).
 /// Panics with instructions when it has not been built: tests that need
 /// plugins must never pass silently without them.
 pub fn component(file: &str) -> PathBuf {
-    for d in [fixtures_dir(), plugins_dir()] {
+    for d in [fixtures_dir(), plugins_dir(), examples_dir()] {
         let p = d.join(file);
         if p.is_file() {
             return p;
         }
     }
     panic!(
-        "plugin component {file} not found in {} or {}; build the plugins with `cargo xtask plugins` (or run `cargo xtask test`)",
+        "plugin component {file} not found in {}, {} or {}; build the plugins with `cargo xtask plugins` (or run `cargo xtask test`)",
         fixtures_dir().display(),
-        plugins_dir().display()
+        plugins_dir().display(),
+        examples_dir().display()
     );
 }
 

@@ -232,3 +232,44 @@ async fn the_looping_fixture_ends_in_a_deadline_fault() {
     assert_eq!(overshoot.deadline, plugin_costs::LOOP_DEADLINE);
     assert_eq!(overshoot.p50, overshoot.max);
 }
+
+/// What the adapter written in JavaScript (`openai-js.wasm`, from
+/// `plugins/js/openai-js`) costs next to its Rust counterpart
+/// (`openai.wasm`), on the same inputs: the table of docs/plugins.md,
+/// "Other languages: JavaScript". A measurement, not a check (it compiles
+/// the 12 MB component and runs for a minute), so it is ignored; run it with
+///
+/// ```sh
+/// cargo xtask plugins
+/// cargo test --release -p orch-bench --test it -- --ignored --nocapture javascript_adapter_costs
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement for docs/plugins.md; takes about a minute"]
+async fn javascript_adapter_costs() {
+    let iterations = std::env::var("ORCH_COST_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let micros = |d: Duration| format!("{:.1} µs", d.as_secs_f64() * 1e6);
+    println!(
+        "| adapter | component | load (compile + validate) | fresh instance | build-request | parse-response | one stream chunk |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (file, id) in [("openai.wasm", "openai"), ("openai-js.wasm", "openai-js")] {
+        let costs =
+            plugin_costs::measure_adapter(&orch_test_support::component(file), id, iterations)
+                .await
+                .unwrap();
+        let calls = &costs.calls;
+        let p = |s: &load::Summary| format!("{} (p99 {})", micros(s.p50), micros(s.p99));
+        println!(
+            "| `{file}` | {:.2} MiB | {:.2} s | {} | {} | {} | {} |",
+            costs.component_bytes as f64 / f64::from(1 << 20),
+            costs.load_time.as_secs_f64(),
+            p(&calls.instantiate),
+            p(&calls.build_request),
+            p(&calls.parse_response),
+            p(&calls.stream_chunk),
+        );
+    }
+}

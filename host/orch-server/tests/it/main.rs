@@ -25,4 +25,5 @@ mod redis_share;
 mod replicas;
 mod rollouts;
 mod routing;
+mod second_language;
 mod transformers;
