@@ -90,6 +90,24 @@ fn assert_load_fails(report: &Report, needles: &[&str]) {
 
 // ------------------------------------------------------------ bundled plugins
 
+/// The adapter written in JavaScript passes the same checks as its Rust
+/// counterpart, with the same names.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_javascript_adapter_passes_what_the_rust_one_passes() {
+    let rust = check_file("openai.wasm").await;
+    let js = check_file("openai-js.wasm").await;
+    assert!(js.passed(), "{}", js.render());
+    let names = |r: &Report| -> Vec<String> { r.checks.iter().map(|c| c.name.clone()).collect() };
+    assert_eq!(names(&js), names(&rust));
+    assert!(
+        js.plugin
+            .as_deref()
+            .is_some_and(|p| p.ends_with("adapter openai")),
+        "{:?}",
+        js.plugin
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn openai_passes_the_smoke_set() {
     let report = check_file("openai.wasm").await;

@@ -61,7 +61,7 @@ impl AdapterInstance {
             .call_build_request(store, ctx, &payload));
         match out {
             Ok(req) => Ok(self.check(|limit, base| convert::upstream_request(req, base, limit))?),
-            Err(e) => Err(CallError::Plugin(convert::plugin_error(e))),
+            Err(e) => Err(self.plugin.typed_error(e)),
         }
     }
 
@@ -83,7 +83,7 @@ impl AdapterInstance {
                     usage: p.usage.map(convert::usage),
                 })
             }
-            Err(e) => Err(CallError::Plugin(convert::plugin_error(e))),
+            Err(e) => Err(self.plugin.typed_error(e)),
         }
     }
 
@@ -97,7 +97,9 @@ impl AdapterInstance {
         let headers = headers.to_vec();
         let out = guarded!(self, |store, guest, ctx| guest
             .call_classify_error(store, ctx, status, &headers, body));
-        Ok(convert::plugin_error(out))
+        let classified = convert::plugin_error(out);
+        self.plugin.stats.error(classified.class.as_str());
+        Ok(classified)
     }
 
     /// Start decoding a stream.
@@ -144,7 +146,7 @@ impl AdapterInstance {
     ) -> Result<Vec<c::StreamItem>, CallError> {
         match out {
             Ok(items) => Ok(self.check(|limit, _| convert::stream_items(items, limit))?),
-            Err(e) => Err(CallError::Plugin(convert::plugin_error(e))),
+            Err(e) => Err(self.plugin.typed_error(e)),
         }
     }
 

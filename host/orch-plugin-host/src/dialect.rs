@@ -95,7 +95,7 @@ impl DialectInstance {
                     body,
                 })
             }
-            Err(e) => Err(CallError::Plugin(convert::plugin_error(e))),
+            Err(e) => Err(self.plugin.typed_error(e)),
         }
     }
 
@@ -117,7 +117,7 @@ impl DialectInstance {
                 let r = convert::json(text, "encoded response", limit);
                 Ok(self.check(r)?)
             }
-            Err(e) => Err(CallError::Plugin(convert::plugin_error(e))),
+            Err(e) => Err(self.plugin.typed_error(e)),
         }
     }
 
@@ -201,7 +201,7 @@ impl DialectInstance {
                 let r = convert::sse_events(events, limit);
                 Ok(self.check(r)?)
             }
-            Err(e) => Err(CallError::Plugin(convert::plugin_error(e))),
+            Err(e) => Err(self.plugin.typed_error(e)),
         }
     }
 

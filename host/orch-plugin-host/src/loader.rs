@@ -13,7 +13,7 @@ use crate::adapter::AdapterInstance;
 use crate::bindings::{adapter, dialect, transformer};
 use crate::convert;
 use crate::dialect::DialectInstance;
-use crate::error::PluginFault;
+use crate::error::{CallError, PluginFault};
 use crate::host_state::HostState;
 use crate::runtime::{Runtime, arm, settle};
 use crate::stats::PluginStats;
@@ -152,6 +152,13 @@ impl LoadedPlugin {
                 "plugin quarantined after repeated faults (last: {fault}); requests avoid it until then"
             );
         }
+    }
+
+    /// A typed error the plugin returned, counted by class.
+    pub(crate) fn typed_error(&self, e: crate::bindings::types::PluginError) -> CallError {
+        let classified = convert::plugin_error(e);
+        self.stats.error(classified.class.as_str());
+        CallError::Plugin(classified)
     }
 
     /// Time left in quarantine, when this version is quarantined.

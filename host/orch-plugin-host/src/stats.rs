@@ -9,7 +9,7 @@
 //! long), a success ends the probation and forgets the count. A new file
 //! is a new version with a clean record, so dropping in a fix ends it too.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -47,6 +47,8 @@ pub struct PluginStats {
     calls: AtomicU64,
     call_nanos: AtomicU64,
     faults: [AtomicU64; KINDS.len()],
+    /// Typed errors the plugin returned, by class (rare: a lock is fine).
+    errors: Mutex<BTreeMap<&'static str, u64>>,
     /// Set while a quarantine is running or its probation is not over, so
     /// successful calls skip the lock otherwise.
     watched: AtomicBool,
@@ -63,6 +65,9 @@ pub struct StatsView {
     /// Faults by kind (`trap`, `deadline`, `memory_limit`,
     /// `invalid_output`, `output_too_large`, `capacity`).
     pub faults: Vec<(&'static str, u64)>,
+    /// Typed errors the plugin returned, by class (`rate_limited`,
+    /// `bad_request`, ...): upstream errors it recognised, input it refused.
+    pub errors: Vec<(&'static str, u64)>,
     /// Time left in quarantine, when quarantined.
     pub quarantined_for: Option<Duration>,
     /// Quarantines so far.
@@ -79,6 +84,12 @@ impl PluginStats {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.call_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// A typed error of this class.
+    pub(crate) fn error(&self, class: &'static str) {
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        *errors.entry(class).or_default() += 1;
     }
 
     /// A call or its output check succeeded: ends a probation.
@@ -159,6 +170,13 @@ impl PluginStats {
                 .iter()
                 .zip(&self.faults)
                 .map(|(k, n)| (*k, n.load(Ordering::Relaxed)))
+                .collect(),
+            errors: self
+                .errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(k, n)| (*k, *n))
                 .collect(),
             quarantined_for: q
                 .until

@@ -122,7 +122,7 @@ impl TransformerInstance {
     pub async fn check_config(&mut self, config: &str) -> Result<(), CallError> {
         let config = config.to_string();
         let out = guarded!(self, |store, guest| guest.call_check_config(store, &config));
-        out.map_err(|e| CallError::Plugin(convert::plugin_error(e)))
+        out.map_err(|e| self.plugin.typed_error(e))
     }
 
     /// Inspect or rewrite a canonical request.
@@ -136,7 +136,7 @@ impl TransformerInstance {
             .call_on_request(store, &ctx, &body));
         match out {
             Ok(action) => Ok(self.action(action, "transformed request")?),
-            Err(e) => Err(CallError::Plugin(convert::plugin_error(e))),
+            Err(e) => Err(self.plugin.typed_error(e)),
         }
     }
 
@@ -155,7 +155,7 @@ impl TransformerInstance {
             Ok(t::ResponseAction::Pass) => t::RequestAction::Pass,
             Ok(t::ResponseAction::Replace(b)) => t::RequestAction::Replace(b),
             Ok(t::ResponseAction::Reject(r)) => t::RequestAction::Reject(r),
-            Err(e) => return Err(CallError::Plugin(convert::plugin_error(e))),
+            Err(e) => return Err(self.plugin.typed_error(e)),
         };
         Ok(self.action(action, "transformed response")?)
     }
@@ -198,7 +198,7 @@ impl TransformerInstance {
         &mut self,
         out: Result<Vec<String>, types::PluginError>,
     ) -> Result<Vec<String>, CallError> {
-        let chunks = out.map_err(|e| CallError::Plugin(convert::plugin_error(e)))?;
+        let chunks = out.map_err(|e| self.plugin.typed_error(e))?;
         let limit = self.limit();
         let mut total = 0usize;
         let r = chunks

@@ -423,6 +423,10 @@ pub(crate) struct PluginItem {
     /// output_too_large, capacity.
     #[schema(value_type = Option<Object>)]
     faults: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Typed errors the plugin returned, by class (upstream errors it
+    /// recognised, input it refused).
+    #[schema(value_type = Option<Object>)]
+    errors: Option<serde_json::Map<String, serde_json::Value>>,
     /// Milliseconds left in quarantine (`null`: not quarantined).
     quarantined_ms: Option<u64>,
     /// Quarantines of this version so far.
@@ -449,6 +453,12 @@ fn stats_of(p: &orch_plugin_host::LoadedPlugin) -> PluginItem {
         mean_call_us: mean,
         faults: Some(
             v.faults
+                .into_iter()
+                .map(|(k, n)| (k.to_string(), serde_json::json!(n)))
+                .collect(),
+        ),
+        errors: Some(
+            v.errors
                 .into_iter()
                 .map(|(k, n)| (k.to_string(), serde_json::json!(n)))
                 .collect(),
@@ -503,6 +513,7 @@ pub(crate) async fn plugins(State(state): State<AppState>) -> Json<Vec<PluginIte
                 calls: None,
                 mean_call_us: None,
                 faults: None,
+                errors: None,
                 quarantined_ms: None,
                 quarantines: None,
             },

@@ -191,6 +191,38 @@ async fn a_plugin_that_keeps_trapping_is_quarantined_until_its_fix_is_dropped_in
     gw.stop().await;
 }
 
+#[tokio::test]
+async fn errors_a_plugin_classifies_are_counted_by_class() {
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    let mut spec = Spec::default()
+        .plugin("openai.wasm")
+        .provider("f", "openai", &fake.base_url())
+        .model("limited", &[("f", "status-429", 1)]);
+    spec.admin_token = Some("admin-token-for-error-classes".into());
+    let gw = Gateway::start(spec).await;
+    let resp = gw.chat(chat_body("limited", false)).await;
+    assert_eq!(resp.status(), 429);
+    let plugins: Vec<Value> = gw
+        .admin(
+            reqwest::Method::GET,
+            "/admin/v1/plugins",
+            "admin-token-for-error-classes",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let openai = plugins.iter().find(|p| p["id"] == "openai").unwrap();
+    assert!(
+        openai["errors"]["rate_limited"].as_u64().unwrap_or(0) >= 1,
+        "{openai}"
+    );
+    assert!(openai["calls"].as_u64().unwrap() >= 2, "{openai}");
+    assert!(openai["mean_call_us"].as_f64().unwrap() > 0.0, "{openai}");
+    gw.stop().await;
+}
+
 /// Send `per_worker` faulting requests from each of 8 concurrent workers,
 /// cycling through `models`; every answer must be a clean 502.
 async fn faulting_load(gw: &Gateway, models: &[&'static str], per_worker: usize) -> usize {
