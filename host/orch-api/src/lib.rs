@@ -26,6 +26,23 @@ pub use probes::run as run_probes;
 pub use share::spawn as spawn_sharing;
 pub use state::{AppState, Services};
 
+/// Check the transformer attachments' configurations now and after every
+/// plugin reload (a background task that follows the plugin snapshot).
+pub fn spawn_transformer_checks(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut seen = None;
+        loop {
+            let snapshot = state.services().plugins.snapshot();
+            if seen != Some(snapshot.generation) {
+                seen = Some(snapshot.generation);
+                state.transformers().precheck(&snapshot).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+}
+
 /// The gateway's router with its state.
 pub fn router(state: AppState) -> axum::Router {
     use axum::routing::{get, post};

@@ -96,6 +96,38 @@ impl Transformers {
         })
     }
 
+    /// Check every attachment's configuration against the loaded version
+    /// of its plugin, where not checked yet: at start and after each
+    /// reload, so a refused configuration shows in the log and in
+    /// `GET /admin/v1/transformers` before a request needs it.
+    pub(crate) async fn precheck(&self, snapshot: &Snapshot) {
+        for (i, a) in self.attachments.iter().enumerate() {
+            let Some(plugin) = snapshot.transformer(&a.plugin) else {
+                tracing::warn!(
+                    attachment = a.index,
+                    plugin = %a.plugin,
+                    policy = a.on_error.as_str(),
+                    "transformers[{}]: no transformer plugin with this id is loaded",
+                    a.index
+                );
+                continue;
+            };
+            if self.verdict(i, &plugin.sha256).is_some() {
+                continue;
+            }
+            let v = check_config(plugin, "precheck", &a.config_json).await;
+            if let Err(reason) = &v {
+                tracing::error!(
+                    attachment = a.index,
+                    plugin = %plugin.label(),
+                    "transformers[{}]: the plugin refuses this configuration: {reason}",
+                    a.index
+                );
+            }
+            self.remember(i, &plugin.sha256, v);
+        }
+    }
+
     pub(crate) fn verdict(&self, i: usize, sha: &str) -> Option<Result<(), String>> {
         let v = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
         v.get(&i).filter(|(s, _)| s == sha).map(|(_, r)| r.clone())

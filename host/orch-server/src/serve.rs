@@ -135,6 +135,7 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("the database's catalogue does not load: {e}"))?;
     orch_api::spawn_sharing(&state);
+    orch_api::spawn_transformer_checks(&state);
     let probes = tokio::spawn(orch_api::run_probes(state.clone()));
     let refresh = tokio::spawn(orch_api::run_refresh(
         state.clone(),

@@ -441,6 +441,22 @@ on_error = "fail-open"
     .into();
     let gw = Gateway::start(spec).await;
 
+    // The refused configuration shows before any request needs it.
+    let started = std::time::Instant::now();
+    loop {
+        let view = attachments(&gw).await;
+        if view[2]["config_ok"] == false {
+            assert_eq!(view[0]["config_ok"], true, "{}", view[0]);
+            assert_eq!(view[0]["calls"], 0, "{}", view[0]);
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "configurations not checked at start: {view:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
     for dialect in DIALECTS {
         let case = format!("{dialect:?}");
         // A trap and a spin fail a fail-closed request with the gateway's
