@@ -121,6 +121,7 @@ class Stack:
             f"""
 [server]
 listen = "127.0.0.1:{self.port}"
+drain_delay_ms = 0
 [database]
 url = "sqlite://{self.db}"
 [plugins]

@@ -28,6 +28,35 @@ impl Dialect {
             Dialect::Gemini => "gemini",
         }
     }
+
+    /// The dialect of a request from where it goes, before any handler ran
+    /// (for errors the listener's limits answer): `/v1/messages…` is
+    /// Anthropic, `/v1beta/…` and `POST /v1/models/…:action` are Gemini,
+    /// `GET /v1/models…` follows the SDK headers, everything else (the
+    /// OpenAI routes, the admin API) is OpenAI-shaped.
+    pub fn of_request(
+        method: &axum::http::Method,
+        path: &str,
+        headers: &axum::http::HeaderMap,
+    ) -> Dialect {
+        let under = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        if under("/v1/messages") {
+            Dialect::Anthropic
+        } else if under("/v1beta") {
+            Dialect::Gemini
+        } else if under("/v1/models") {
+            if method == axum::http::Method::POST {
+                Dialect::Gemini
+            } else {
+                crate::ingress::dialect_of_headers(headers)
+            }
+        } else {
+            Dialect::OpenAi
+        }
+    }
 }
 
 /// A failure to report to the client.
@@ -181,6 +210,32 @@ impl ApiError {
             "request_too_large",
             format!("The request body exceeds the {} MiB limit.", limit >> 20),
         )
+    }
+
+    /// The request body stalled longer than the idle timeout between two
+    /// chunks.
+    pub fn body_timeout(after: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "request_timeout",
+            format!(
+                "The request body stalled for more than {} ms.",
+                after.as_millis()
+            ),
+        )
+    }
+
+    /// The gateway already serves as many requests as it is allowed to.
+    pub fn over_capacity() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "overloaded",
+            "The gateway is serving its maximum number of requests; retry shortly.",
+        );
+        e.retry_after_s = Some(1);
+        e
     }
 
     /// No target can take the request right now.
@@ -390,6 +445,7 @@ impl ApiError {
             401 => ErrorClass::Authentication,
             403 => ErrorClass::PermissionDenied,
             404 => ErrorClass::NotFound,
+            408 => ErrorClass::Timeout,
             429 => ErrorClass::RateLimited,
             503 => ErrorClass::Overloaded,
             504 => ErrorClass::Timeout,
@@ -439,7 +495,14 @@ impl ApiError {
             }
             Dialect::Anthropic => serde_json::json!({
                 "type": "error",
-                "error": {"type": anthropic_type(self.render_class()), "message": self.message},
+                "error": {
+                    "type": if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+                        "request_too_large"
+                    } else {
+                        anthropic_type(self.render_class())
+                    },
+                    "message": self.message,
+                },
             }),
             Dialect::Gemini => serde_json::json!({
                 "error": {

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use axum::Extension;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -14,9 +15,9 @@ use orch_core::contract::{ModelEntry, Operation};
 
 use crate::auth::{authenticate, query_key};
 use crate::error::{ApiError, Dialect};
-use crate::openai::{request_id, with_request_id};
 use crate::pipeline::{self, ChatIngress, render_error};
 use crate::state::AppState;
+use crate::trace::RequestTrace;
 
 /// Turn a body rejection into the dialect's error.
 fn body_error(state: &AppState, rejection: &BytesRejection, dialect: Dialect) -> ApiError {
@@ -38,35 +39,37 @@ struct Call {
 
 async fn run(
     state: AppState,
+    trace: RequestTrace,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     call: Call,
 ) -> Response {
     let started = Instant::now();
-    let id = request_id(&headers);
     let body = match body {
         Ok(b) => b,
         Err(rejection) => {
             let err = body_error(&state, &rejection, call.dialect);
-            return with_request_id(render_error(&state, err, &id).await, &id);
+            return render_error(&state, err, &trace.id).await;
         }
     };
     let ingress = ChatIngress {
         dialect: call.dialect,
         operation: call.operation,
-        request_id: id.clone(),
+        request_id: trace.id.to_string(),
         started,
         body,
         path_model: call.path_model,
         endpoint_streams: call.endpoint_streams,
         query_key: call.query_key,
+        trace,
     };
-    with_request_id(pipeline::chat(&state, &headers, ingress).await, &id)
+    pipeline::chat(&state, &headers, ingress).await
 }
 
 /// `POST /v1/messages`.
 pub(crate) async fn anthropic_messages(
     State(state): State<AppState>,
+    Extension(trace): Extension<RequestTrace>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -77,12 +80,13 @@ pub(crate) async fn anthropic_messages(
         endpoint_streams: None,
         query_key: None,
     };
-    run(state, headers, body, call).await
+    run(state, trace, headers, body, call).await
 }
 
 /// `POST /v1/messages/count_tokens`.
 pub(crate) async fn anthropic_count_tokens(
     State(state): State<AppState>,
+    Extension(trace): Extension<RequestTrace>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -93,13 +97,14 @@ pub(crate) async fn anthropic_count_tokens(
         endpoint_streams: Some(false),
         query_key: None,
     };
-    run(state, headers, body, call).await
+    run(state, trace, headers, body, call).await
 }
 
 /// `POST /v1beta/models/{model}:{action}` for `generateContent`,
 /// `streamGenerateContent` and `countTokens`.
 pub(crate) async fn gemini_action(
     State(state): State<AppState>,
+    Extension(trace): Extension<RequestTrace>,
     Path(rest): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -112,9 +117,8 @@ pub(crate) async fn gemini_action(
         "streamGenerateContent" => (Operation::Chat, true),
         "countTokens" => (Operation::CountTokens, false),
         _ => {
-            let id = request_id(&headers);
             let err = ApiError::route_not_found("POST", uri.path()).in_dialect(Dialect::Gemini);
-            return with_request_id(render_error(&state, err, &id).await, &id);
+            return render_error(&state, err, &trace.id).await;
         }
     };
     let model = model.strip_prefix("models/").unwrap_or(model).to_string();
@@ -125,7 +129,7 @@ pub(crate) async fn gemini_action(
         endpoint_streams: Some(streams),
         query_key,
     };
-    run(state, headers, body, call).await
+    run(state, trace, headers, body, call).await
 }
 
 /// The configured models as dialect plugins list them.
@@ -151,23 +155,23 @@ fn model_entries(state: &AppState) -> Vec<ModelEntry> {
 /// `GET /v1beta/models/{model}`).
 pub(crate) async fn list_models_in(
     state: &AppState,
+    id: &str,
     headers: &HeaderMap,
     dialect: Dialect,
     query: Option<&str>,
     only: Option<&str>,
 ) -> Response {
-    let id = request_id(headers);
     let live = state.live();
     let key = query_key(query);
     if let Err(e) = authenticate(&live, headers, dialect, key.as_deref()) {
-        return with_request_id(render_error(state, e, &id).await, &id);
+        return render_error(state, e, id).await;
     }
     let mut entries = model_entries(state);
     if let Some(name) = only {
         entries.retain(|m| m.id == name);
         if entries.is_empty() {
             let err = ApiError::model_not_found(name).in_dialect(dialect);
-            return with_request_id(render_error(state, err, &id).await, &id);
+            return render_error(state, err, id).await;
         }
     }
     let snapshot = state.services().plugins.snapshot();
@@ -177,9 +181,9 @@ pub(crate) async fn list_models_in(
             dialect.as_str()
         ))
         .in_dialect(dialect);
-        return with_request_id(err.into_response(), &id);
+        return err.into_response();
     };
-    let listed = match plugin.dialect(&id).await {
+    let listed = match plugin.dialect(id).await {
         Ok(mut inst) => inst.encode_models(&entries).await,
         Err(f) => Err(f),
     };
@@ -188,7 +192,7 @@ pub(crate) async fn list_models_in(
         Err(f) => {
             tracing::warn!(plugin = %plugin.label(), fault = f.kind(), "dialect plugin failed to list models: {f}");
             let err = ApiError::plugin(&f).in_dialect(dialect);
-            return with_request_id(err.into_response(), &id);
+            return err.into_response();
         }
     };
     let body = match only {
@@ -207,27 +211,45 @@ pub(crate) async fn list_models_in(
         axum::http::header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/json"),
     );
-    with_request_id(resp, &id)
+    resp
 }
 
 /// `GET /v1beta/models`.
 pub(crate) async fn gemini_models(
     State(state): State<AppState>,
+    Extension(trace): Extension<RequestTrace>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    list_models_in(&state, &headers, Dialect::Gemini, uri.query(), None).await
+    list_models_in(
+        &state,
+        &trace.id,
+        &headers,
+        Dialect::Gemini,
+        uri.query(),
+        None,
+    )
+    .await
 }
 
 /// `GET /v1beta/models/{model}`.
 pub(crate) async fn gemini_model(
     State(state): State<AppState>,
+    Extension(trace): Extension<RequestTrace>,
     Path(rest): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let name = rest.strip_prefix("models/").unwrap_or(&rest).to_string();
-    list_models_in(&state, &headers, Dialect::Gemini, uri.query(), Some(&name)).await
+    list_models_in(
+        &state,
+        &trace.id,
+        &headers,
+        Dialect::Gemini,
+        uri.query(),
+        Some(&name),
+    )
+    .await
 }
 
 /// Which dialect a request to a shared path (`/v1/models…`) speaks, from the
@@ -245,6 +267,7 @@ pub(crate) fn dialect_of_headers(headers: &HeaderMap) -> Dialect {
 /// `GET /v1/models/{model}`: one model in the dialect the headers name.
 pub(crate) async fn retrieve_model(
     State(state): State<AppState>,
+    Extension(trace): Extension<RequestTrace>,
     Path(rest): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -252,24 +275,28 @@ pub(crate) async fn retrieve_model(
     let dialect = dialect_of_headers(&headers);
     if dialect != Dialect::OpenAi {
         let name = rest.strip_prefix("models/").unwrap_or(&rest);
-        return list_models_in(&state, &headers, dialect, uri.query(), Some(name)).await;
+        return list_models_in(
+            &state,
+            &trace.id,
+            &headers,
+            dialect,
+            uri.query(),
+            Some(name),
+        )
+        .await;
     }
-    let id = request_id(&headers);
     let live = state.live();
     if let Err(e) = authenticate(&live, &headers, Dialect::OpenAi, None) {
-        return with_request_id(e.into_response(), &id);
+        return e.into_response();
     }
     if live.catalogue.resolve(&rest).is_none() {
-        return with_request_id(ApiError::model_not_found(&rest).into_response(), &id);
+        return ApiError::model_not_found(&rest).into_response();
     }
-    with_request_id(
-        axum::Json(serde_json::json!({
-            "id": rest,
-            "object": "model",
-            "created": live.created_s,
-            "owned_by": "llm-orchestrator",
-        }))
-        .into_response(),
-        &id,
-    )
+    axum::Json(serde_json::json!({
+        "id": rest,
+        "object": "model",
+        "created": live.created_s,
+        "owned_by": "llm-orchestrator",
+    }))
+    .into_response()
 }

@@ -9,22 +9,29 @@ mod catalog;
 mod egress;
 mod error;
 mod ingress;
+mod limits;
+mod metrics;
 mod openai;
 mod ops;
 mod pipeline;
 mod probes;
+mod readiness;
 mod shadow;
 mod share;
 mod sse;
 mod state;
+mod trace;
+mod traffic;
 mod transform;
 
 pub use admin::openapi;
 pub use catalog::{check_sealed_keys, import_file, run_refresh};
 pub use error::{ApiError, Dialect};
 pub use probes::run as run_probes;
+pub use readiness::spawn as spawn_readiness;
 pub use share::spawn as spawn_sharing;
 pub use state::{AppState, Services};
+pub use traffic::Traffic;
 
 /// Check the transformer attachments' configurations now and after every
 /// plugin reload (a background task that follows the plugin snapshot).
@@ -41,6 +48,26 @@ pub fn spawn_transformer_checks(state: &AppState) {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     });
+}
+
+fn metrics_routes(state: &AppState) -> axum::Router<AppState> {
+    let routes = axum::Router::new();
+    if state.metrics_on_main() {
+        routes.route("/metrics", axum::routing::get(metrics::scrape))
+    } else {
+        routes
+    }
+}
+
+/// The router of a metrics listener of its own (`[metrics] listen`):
+/// `GET /metrics`, `/livez` and `/readyz`.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/metrics", get(metrics::scrape))
+        .route("/livez", get(ops::livez))
+        .route("/readyz", get(ops::readyz))
+        .with_state(state)
 }
 
 /// The gateway's router with its state.
@@ -67,8 +94,16 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/livez", get(ops::livez))
         .route("/readyz", get(ops::readyz))
         .route("/health/providers", get(ops::providers))
+        .merge(metrics_routes(&state))
         .merge(admin::router(&state))
         .fallback(openai::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::guard,
+        ))
+        // Outermost: every response, whatever produced it, carries the
+        // request id, and every log line of the request names it.
+        .layer(axum::middleware::from_fn(trace::layer))
         .with_state(state)
 }

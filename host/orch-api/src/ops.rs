@@ -15,24 +15,27 @@ pub(crate) async fn livez() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready to serve: at least one adapter is loaded.
+/// Ready to serve: not shutting down, the database answers and has the
+/// schema this binary needs (as the background probe last saw it), an
+/// adapter plugin is loaded, and Redis is up when it is required. Reads
+/// flags only; never waits on anything. 503 lists every failing check.
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let snapshot = state.services().plugins.snapshot();
-    let adapters = snapshot
-        .active()
-        .filter(|p| p.info.kind == orch_core::contract::PluginKind::Adapter)
-        .count();
-    if adapters == 0 {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                serde_json::json!({"status": "not_ready", "reason": "no adapter plugin is loaded"}),
-            ),
-        );
+    let failing = crate::readiness::failing(&state);
+    if failing.is_empty() {
+        return (StatusCode::OK, Json(serde_json::json!({"status": "ready"})));
     }
+    let status = if state.is_shutting_down() {
+        "shutting_down"
+    } else {
+        "not_ready"
+    };
+    let reasons: Vec<_> = failing
+        .iter()
+        .map(|f| serde_json::json!({"check": f.check, "reason": f.reason}))
+        .collect();
     (
-        StatusCode::OK,
-        Json(serde_json::json!({"status": "ready", "adapters": adapters})),
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({"status": status, "reasons": reasons})),
     )
 }
 

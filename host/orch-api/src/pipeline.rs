@@ -21,6 +21,7 @@ use orch_core::routing::{self, Candidate, ModelRoute, Standing, Target};
 use orch_plugin_host::{AdapterInstance, CallError, LoadedPlugin, Snapshot};
 use orch_store::{LogWriter, Outcome, RequestLogRecord};
 use orch_upstream::FrameReader;
+use tracing::Instrument;
 
 use crate::auth::authenticate;
 use crate::catalog::now_ms;
@@ -45,6 +46,8 @@ pub(crate) struct ChatIngress {
     pub(crate) endpoint_streams: Option<bool>,
     /// The client key from the `key` query parameter (Gemini).
     pub(crate) query_key: Option<String>,
+    /// The request's id and trace context (from the router's layer).
+    pub(crate) trace: crate::trace::RequestTrace,
 }
 
 pub(crate) fn unix_ms() -> u64 {
@@ -63,6 +66,15 @@ pub(crate) struct LogDraft {
     admission: Option<orch_core::clients::Admission>,
     /// Request and response bodies, for client keys that capture them.
     capture: Option<orch_store::CapturedBodies>,
+    /// The request's `chat` span: how the request ended is recorded on it.
+    span: tracing::Span,
+    metrics: Arc<crate::metrics::Metrics>,
+    dialect: &'static str,
+    /// The configured route the request resolved to (a bounded metrics label).
+    route: Option<String>,
+    /// Time spent waiting on upstreams, on retry backoff and (streams) on
+    /// the client: the rest of the request's time is the gateway's own.
+    waited: Duration,
 }
 
 /// Bodies are cut to this before they are queued (the writer cuts again to
@@ -74,9 +86,9 @@ fn captured(bytes: &[u8]) -> String {
 }
 
 impl LogDraft {
-    fn new(writer: LogWriter, ingress: &ChatIngress, ts_ms: u64) -> Self {
+    fn new(state: &AppState, ingress: &ChatIngress, ts_ms: u64) -> Self {
         LogDraft {
-            writer,
+            writer: state.services().log.clone(),
             started: ingress.started,
             rec: RequestLogRecord {
                 ts_ms: i64::try_from(ts_ms).unwrap_or(i64::MAX),
@@ -101,7 +113,21 @@ impl LogDraft {
             written: false,
             admission: None,
             capture: None,
+            // The `chat` span, set by `chat`.
+            span: tracing::Span::none(),
+            metrics: state.metrics().clone(),
+            dialect: ingress.dialect.as_str(),
+            route: None,
+            waited: Duration::ZERO,
         }
+    }
+
+    /// Await `f`, counting its time as waiting (not the gateway's own).
+    async fn waiting<F: std::future::Future>(&mut self, f: F) -> F::Output {
+        let t = Instant::now();
+        let out = f.await;
+        self.waited += t.elapsed();
+        out
     }
 
     /// Keep the response body, when this request's bodies are captured.
@@ -133,7 +159,23 @@ impl LogDraft {
         if let Some(c) = class {
             self.rec.error_class = Some(c.to_string());
         }
-        self.rec.latency_us = micros(self.started.elapsed());
+        let total = self.started.elapsed();
+        self.rec.latency_us = micros(total);
+        crate::trace::finish_chat(&self.span, &self.rec);
+        self.metrics.finished(&crate::metrics::Finished {
+            ingress: self.dialect,
+            model: self.route.as_deref(),
+            provider: self.rec.provider.as_deref(),
+            status,
+            error_class: self.rec.error_class.as_deref(),
+            streamed: self.rec.streamed,
+            total,
+            waited: self.waited,
+            ttft: self.rec.ttft_us.map(Duration::from_micros),
+            input_tokens: self.rec.input_tokens,
+            output_tokens: self.rec.output_tokens,
+            cached_tokens: self.rec.cached_tokens,
+        });
         if let Some(admission) = self.admission.take() {
             let used = u64::from(self.rec.input_tokens.unwrap_or(0))
                 + u64::from(self.rec.output_tokens.unwrap_or(0));
@@ -217,8 +259,22 @@ enum Served {
 /// and a request that fails after opening ends with an in-stream error. The
 /// attempts then run in a task of their own feeding the response body.
 pub(crate) async fn chat(state: &AppState, headers: &HeaderMap, ingress: ChatIngress) -> Response {
+    let span = crate::trace::chat_span(&ingress);
+    chat_in(state, headers, ingress, span.clone())
+        .instrument(span)
+        .await
+}
+
+/// [`chat`] inside the request's `chat` span.
+async fn chat_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    ingress: ChatIngress,
+    span: tracing::Span,
+) -> Response {
     let received_at_ms = unix_ms();
-    let mut log = LogDraft::new(state.services().log.clone(), &ingress, received_at_ms);
+    let mut log = LogDraft::new(state, &ingress, received_at_ms);
+    log.span = span;
     let prepared = match prepare(state, headers, &ingress, received_at_ms, &mut log).await {
         Ok(Ok(p)) => p,
         Ok(Err(resp)) => return resp,
@@ -354,7 +410,7 @@ async fn stream_early(
         tx,
         sent: false,
     };
-    tokio::spawn(async move {
+    tokio::spawn(Instrument::in_current_span(async move {
         let work = async {
             let out = attempts(
                 &state,
@@ -377,7 +433,7 @@ async fn stream_early(
             () = closed.closed() => {}
             () = work => {}
         }
-    });
+    }));
     head_rx.await.unwrap_or_else(|_| {
         ApiError::unavailable("The stream could not be started.").into_response()
     })
@@ -753,6 +809,8 @@ async fn prepare(
     let request =
         Request::read(state, &live, &snapshot, headers, ingress, client.as_deref()).await?;
     log.rec.requested_model = crate::error::clip(&request.model, 256);
+    log.span
+        .record("gen_ai.request.model", log.rec.requested_model.as_str());
     log.rec.streamed = request.stream;
     if let Some(client) = client {
         log.rec.client_key_id = Some(client.id);
@@ -781,6 +839,7 @@ async fn prepare(
         .catalogue
         .resolve(&request.model)
         .ok_or_else(|| ApiError::model_not_found(&request.model))?;
+    log.route = Some(resolved.route.name.clone());
     let session = match &resolved.route.strategy {
         routing::Strategy::Sticky { header } => session_key(header.as_deref(), headers, &request),
         _ => None,
@@ -949,13 +1008,16 @@ async fn attempts(
                 if previous == Some(target.provider) {
                     let wait = policy.backoff(sent - 1, &mut rand::rng());
                     let left = deadline.saturating_duration_since(Instant::now());
-                    tokio::time::sleep(wait.min(left)).await;
+                    log.waiting(tokio::time::sleep(wait.min(left))).await;
                 }
             }
             if Instant::now() >= deadline {
                 return Err(ApiError::deadline());
             }
             sent += 1;
+            if sent > 1 {
+                state.metrics().failover(&route.name);
+            }
             let upstream_model = model;
             let started = Instant::now();
             let attempt = Attempt::new(
@@ -978,7 +1040,29 @@ async fn attempts(
             log.rec.provider = Some(provider.name.clone());
             log.rec.upstream_model = Some(upstream_model.to_owned());
             log.rec.plugin = Some(plugin.label());
-            match attempt.run(log, early.as_deref_mut()).await {
+            let span = crate::trace::attempt_span(&provider.name, upstream_model, &plugin, sent);
+            let outcome = attempt
+                .run(log, early.as_deref_mut())
+                .instrument(span.clone())
+                .await;
+            match &outcome {
+                Ok(_) => crate::trace::attempt_outcome(&span, "ok", None),
+                Err(Failed::Final(e)) => crate::trace::attempt_outcome(&span, "error", Some(e)),
+                Err(Failed::Retry(_, e)) => crate::trace::attempt_outcome(&span, "retry", Some(e)),
+            }
+            state.metrics().attempt(
+                &provider.name,
+                match &outcome {
+                    Ok(_) => "ok",
+                    Err(Failed::Final(_)) => "error",
+                    Err(Failed::Retry(Fault::Target, _)) => "target_error",
+                    Err(Failed::Retry(Fault::RateLimited(_), _)) => "rate_limited",
+                    Err(Failed::Retry(Fault::KeyRejected, _)) => "key_rejected",
+                    Err(Failed::Retry(Fault::Unsuited, _)) => "unsuited",
+                    Err(Failed::Retry(Fault::Refused, _)) => "refused",
+                },
+            );
+            match outcome {
                 Ok(served) => {
                     trial.settled();
                     health.success(Instant::now(), Some(started.elapsed()));
@@ -1028,7 +1112,7 @@ async fn attempts(
                                     && now + d < deadline
                                 {
                                     waited = true;
-                                    tokio::time::sleep(d).await;
+                                    log.waiting(tokio::time::sleep(d)).await;
                                     tried_keys
                                         .retain(|&x| x != (target.provider, k, upstream_model));
                                 }
@@ -1275,6 +1359,8 @@ struct Attempt<'a> {
     /// This attempt's own bound until the response (or, streaming, the
     /// first content): the target's timeout and TTFT timeout.
     attempt_deadline: Instant,
+    /// The request's trace, for the upstream's `traceparent`.
+    trace: crate::trace::RequestTrace,
 }
 
 impl<'a> Attempt<'a> {
@@ -1359,6 +1445,7 @@ impl<'a> Attempt<'a> {
             snapshot,
             deadline,
             attempt_deadline,
+            trace: ingress.trace.clone(),
         })
     }
 
@@ -1455,6 +1542,10 @@ impl<'a> Attempt<'a> {
             up.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
             up.headers.push((name.clone(), value.clone()));
         }
+        // Last, so neither the adapter nor a target header can forge it.
+        let span = tracing::Span::current();
+        self.trace.stamp(&span, &mut up.headers);
+        crate::trace::server_address(&span, &up.url);
         let body = match &up.body {
             RequestBody::Empty => Bytes::new(),
             RequestBody::Bytes(b) => Bytes::from(b.clone()),
@@ -1470,9 +1561,13 @@ impl<'a> Attempt<'a> {
         let remaining = self.remaining()?;
         log.rec.attempts += 1;
         let services = self.state.services();
-        let resp = services
-            .upstream
-            .send(&up, body, self.provider.key(self.key), Some(remaining))
+        let resp = log
+            .waiting(services.upstream.send(
+                &up,
+                body,
+                self.provider.key(self.key),
+                Some(remaining),
+            ))
             .await
             .map_err(|e| {
                 tracing::info!(request_id = %self.ctx.request_id, provider = %self.provider.name, "upstream send failed: {e}");
@@ -1486,7 +1581,8 @@ impl<'a> Attempt<'a> {
         if !(200..300).contains(&status) {
             let headers = resp.headers.clone();
             let remaining = self.remaining()?;
-            let body = tokio::time::timeout(remaining, resp.read_body())
+            let body = log
+                .waiting(tokio::time::timeout(remaining, resp.read_body()))
                 .await
                 .ok()
                 .and_then(Result::ok)
@@ -1508,7 +1604,10 @@ impl<'a> Attempt<'a> {
         let headers = resp.headers.clone();
         if !self.request.stream {
             let remaining = self.remaining()?;
-            let body = match tokio::time::timeout(remaining, resp.read_body()).await {
+            let body = match log
+                .waiting(tokio::time::timeout(remaining, resp.read_body()))
+                .await
+            {
                 Err(_) => {
                     return Err(self
                         .remaining()
@@ -1519,6 +1618,7 @@ impl<'a> Attempt<'a> {
                 Ok(Ok(b)) => b,
             };
             self.hidden_error(&body)?;
+            crate::trace::response_model(&log.span, &body);
             let parsed = inst
                 .parse_response(status, &headers, &body)
                 .await
@@ -1562,7 +1662,7 @@ impl<'a> Attempt<'a> {
         while !out.committed && !out.done {
             let remaining = self.remaining()?;
             let wait = remaining.min(services.upstream.idle_timeout());
-            match frames.next_within(wait).await {
+            match log.waiting(frames.next_within(wait)).await {
                 None => {
                     let items = inst.finish().await.map_err(|e| self.call_error(e))?;
                     out.absorb(items).await.map_err(Failed::Final)?;
@@ -1599,6 +1699,10 @@ impl<'a> Attempt<'a> {
             out,
             log: std::mem::replace(log, log.detached()),
             finished: false,
+            // The attempt's span: the rest of the stream is part of it.
+            span: tracing::Span::current(),
+            // From here the stream waits on the client until it asks for more.
+            yielded: Some(Instant::now()),
         };
         stream.log.rec.streamed = true;
         if let Some(e) = early {
@@ -1746,6 +1850,11 @@ impl LogDraft {
             written: true,
             admission: None,
             capture: None,
+            span: self.span.clone(),
+            metrics: self.metrics.clone(),
+            dialect: self.dialect,
+            route: self.route.clone(),
+            waited: self.waited,
         }
     }
 }
@@ -1780,10 +1889,27 @@ struct Streaming {
     out: ClientStream,
     log: LogDraft,
     finished: bool,
+    /// When the last bytes went to the client: until the next call, the
+    /// stream waits on the client.
+    yielded: Option<Instant>,
+    /// The attempt's span, entered while the stream is read.
+    span: tracing::Span,
 }
 
 impl Streaming {
     async fn next(&mut self) -> Option<Bytes> {
+        if let Some(t) = self.yielded.take() {
+            self.log.waited += t.elapsed();
+        }
+        let span = self.span.clone();
+        let out = self.produce().instrument(span).await;
+        if out.is_some() {
+            self.yielded = Some(Instant::now());
+        }
+        out
+    }
+
+    async fn produce(&mut self) -> Option<Bytes> {
         if self.finished {
             return None;
         }
@@ -1800,7 +1926,7 @@ impl Streaming {
                 self.log.finish(200, Outcome::Ok, None);
                 return Some(tail);
             }
-            match self.frames.next().await {
+            match self.log.waiting(self.frames.next()).await {
                 None => match self.inst.finish().await {
                     Ok(items) => {
                         if let Err(e) = self.out.absorb(items).await {
@@ -1867,6 +1993,17 @@ impl Streaming {
             err.class.map(ErrorClass::as_str).or(Some("stream_error")),
         );
         self.out.error_tail(&err).await
+    }
+}
+
+impl Drop for Streaming {
+    /// The client went away mid-stream: the row records the cancellation
+    /// with the usage seen so far (output counted by content chunks when the
+    /// upstream has not reported it yet).
+    fn drop(&mut self) {
+        if !self.finished {
+            self.log.usage(Some(self.out.partial_usage()));
+        }
     }
 }
 

@@ -59,6 +59,14 @@ struct Inner {
     transformers: Arc<crate::transform::Transformers>,
     /// Shadow-mode comparisons.
     shadow: Arc<crate::shadow::ShadowBook>,
+    /// Requests in flight and open streams.
+    traffic: Arc<crate::traffic::Traffic>,
+    /// What `/readyz` reports.
+    readiness: crate::readiness::Readiness,
+    /// The listener's limits.
+    limits: crate::limits::ListenerLimits,
+    /// Request metrics.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What the configuration file decides besides the catalogue.
@@ -69,6 +77,8 @@ struct Settings {
     client_keys: Vec<[u8; 32]>,
     request_timeout: Duration,
     max_body_bytes: usize,
+    /// `GET /metrics` on the main listener.
+    metrics_on_main: bool,
 }
 
 impl Settings {
@@ -89,6 +99,7 @@ impl Settings {
                 .collect(),
             request_timeout: config.server.request_timeout,
             max_body_bytes: config.server.max_body_bytes,
+            metrics_on_main: config.metrics.enabled && config.metrics.listen.is_none(),
         }
     }
 }
@@ -327,7 +338,42 @@ impl AppState {
                 config.transformers.clone(),
             )),
             shadow: Arc::default(),
+            traffic: Arc::default(),
+            readiness: crate::readiness::Readiness::new(
+                config.redis.as_ref().is_some_and(|r| r.required),
+            ),
+            limits: crate::limits::ListenerLimits::from_config(&config.server),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }))
+    }
+
+    /// Request metrics.
+    pub(crate) fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.0.metrics
+    }
+
+    /// Requests in flight and open streams, for metrics.
+    pub fn traffic(&self) -> &Arc<crate::traffic::Traffic> {
+        &self.0.traffic
+    }
+
+    /// Turn readiness off for good (`/readyz` answers 503): the gateway is
+    /// shutting down. HTTP/1 responses carry `Connection: close` from now on.
+    pub fn begin_shutdown(&self) {
+        self.0.readiness.begin_shutdown();
+    }
+
+    /// Whether [`AppState::begin_shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.0.readiness.is_shutting_down()
+    }
+
+    pub(crate) fn readiness(&self) -> &crate::readiness::Readiness {
+        &self.0.readiness
+    }
+
+    pub(crate) fn limits(&self) -> &crate::limits::ListenerLimits {
+        &self.0.limits
     }
 
     /// Shadow-mode comparisons.
@@ -417,6 +463,11 @@ impl AppState {
 
     pub(crate) fn max_body_bytes(&self) -> usize {
         self.0.live.load().max_body_bytes
+    }
+
+    /// Whether `GET /metrics` is served on the main listener.
+    pub(crate) fn metrics_on_main(&self) -> bool {
+        self.0.settings.metrics_on_main
     }
 }
 

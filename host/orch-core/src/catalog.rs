@@ -464,7 +464,8 @@ fn strategy(
     }
 }
 
-/// Headers a target may not set: the host owns framing and credentials.
+/// Headers a target may not set: the host owns framing, credentials and the
+/// trace context.
 const RESERVED_HEADERS: &[&str] = &[
     "authorization",
     "x-api-key",
@@ -475,6 +476,8 @@ const RESERVED_HEADERS: &[&str] = &[
     "content-type",
     "transfer-encoding",
     "connection",
+    "traceparent",
+    "tracestate",
 ];
 
 fn target(
@@ -504,7 +507,7 @@ fn target(
         match http_header_name(name) {
             Some(n) if RESERVED_HEADERS.contains(&n.as_str()) => problem(
                 key(&format!("headers.{name}")),
-                "is set by the gateway (credentials and framing)".into(),
+                "is set by the gateway (credentials, framing, trace context)".into(),
             ),
             Some(n)
                 if value

@@ -22,6 +22,11 @@ use crate::routing::keys::{KeyPolicy, KeyStrategy};
 use crate::routing::retry::RetryPolicy;
 use crate::secrets::{Keyring, MasterKey};
 
+mod keys;
+mod plugin_refs;
+
+pub use plugin_refs::AvailablePlugins;
+
 /// The top-level sections; only `ORCH_<SECTION>__<KEY>` variables are read
 /// as configuration, so other `ORCH_*` variables (like `ORCH_CONFIG`) are not.
 const SECTIONS: &[&str] = &[
@@ -34,6 +39,8 @@ const SECTIONS: &[&str] = &[
     "auth",
     "upstream",
     "logging",
+    "metrics",
+    "telemetry",
     "routing",
     "health",
     "admin",
@@ -45,8 +52,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/orchestrator.toml";
 /// A configuration that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file is missing, unreadable, not TOML, has unknown keys or values
-    /// of the wrong type.
+    /// The file is missing, unreadable or not TOML.
     #[error("{file}: {message}")]
     Parse {
         /// The configuration file.
@@ -54,7 +60,7 @@ pub enum ConfigError {
         /// What went wrong, naming the key.
         message: String,
     },
-    /// The values parse but are not acceptable.
+    /// Keys are unknown, values of the wrong type or not acceptable.
     #[error("{file}: invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
         /// The configuration file.
@@ -102,6 +108,10 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// Process logging.
     pub logging: LoggingConfig,
+    /// Trace export (`[telemetry]`).
+    pub telemetry: TelemetryConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
     /// Upstream providers.
     pub providers: Vec<ProviderConfig>,
     /// Models clients can ask for.
@@ -130,9 +140,38 @@ pub struct ServerConfig {
     /// Deadline for a whole request, all attempts included (streams: until
     /// the first content chunk).
     pub request_timeout: Duration,
-    /// Largest accepted request body.
+    /// Largest accepted request body on the inference routes.
     pub max_body_bytes: usize,
-    /// How long in-flight requests get to finish on shutdown.
+    /// Largest accepted request body on the admin API (`/admin/...`).
+    pub admin_max_body_bytes: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long a request body may stall between two chunks (408).
+    pub body_idle_timeout: Duration,
+    /// Requests in progress at most (responses until their body ends);
+    /// beyond, 503 with `Retry-After`. Health and metrics are exempt.
+    pub max_in_flight: u64,
+    /// Request header fields at most (HTTP/1; beyond, 431).
+    pub max_headers: usize,
+    /// Request line and headers at most, in bytes (HTTP/1: 431 beyond;
+    /// HTTP/2: the advertised header list size).
+    pub max_header_bytes: usize,
+    /// HTTP/2: concurrent streams per connection.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: the flow-control window of each stream, in bytes.
+    pub http2_stream_window_bytes: u32,
+    /// HTTP/2: the flow-control window of each connection, in bytes.
+    pub http2_connection_window_bytes: u32,
+    /// HTTP/2: ping an idle connection this often (`None`: never).
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// HTTP/2: close a connection whose ping is not answered within this.
+    pub http2_keep_alive_timeout: Duration,
+    /// On shutdown, how long new connections are still accepted (with
+    /// `/readyz` already answering 503) before the listener closes.
+    pub drain_delay: Duration,
+    /// On shutdown, the whole budget from the signal until the process
+    /// exits (drain delay included); the request-log flush comes after it,
+    /// bounded to under a second.
     pub shutdown_grace: Duration,
 }
 
@@ -158,6 +197,8 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// How often limits are synchronised (and sooner when a pool runs dry).
     pub sync_interval: Duration,
+    /// `/readyz` answers 503 while Redis is unreachable.
+    pub required: bool,
 }
 
 /// Encryption of provider keys stored in the database.
@@ -260,6 +301,31 @@ pub struct LoggingConfig {
     pub filter: String,
 }
 
+/// The Prometheus endpoint (`[metrics]`).
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` at all.
+    pub enabled: bool,
+    /// Serve it on this address of its own instead of the main listener
+    /// (`None`: on the main port, next to the API).
+    pub listen: Option<SocketAddr>,
+}
+
+/// Trace export over OTLP (`[telemetry]`).
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// Where the OTLP/HTTP collector listens (`http://collector:4318`);
+    /// spans are posted to `<endpoint>/v1/traces`. `None`: nothing is
+    /// exported (the file's value, else `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub otlp_endpoint: Option<url::Url>,
+    /// The exported `service.name` (the file's value, else
+    /// `OTEL_SERVICE_NAME`, else `llm-orchestrator`).
+    pub service_name: String,
+    /// The share of new traces recorded, 0.0 to 1.0; a client's
+    /// `traceparent` decides for its own trace (parent-based sampling).
+    pub sample_ratio: f64,
+}
+
 /// An upstream provider.
 #[derive(Debug)]
 pub struct ProviderConfig {
@@ -329,6 +395,10 @@ struct RawConfig {
     upstream: RawUpstream,
     #[serde(default)]
     logging: RawLogging,
+    #[serde(default)]
+    telemetry: RawTelemetry,
+    #[serde(default)]
+    metrics: RawMetrics,
     #[serde(default)]
     providers: Vec<ProviderSpec>,
     #[serde(default)]
@@ -438,6 +508,18 @@ struct RawServer {
     listen: SocketAddr,
     request_timeout_ms: u64,
     max_body_mib: u64,
+    admin_max_body_mib: u64,
+    header_read_timeout_ms: u64,
+    body_idle_timeout_ms: u64,
+    max_in_flight: u64,
+    max_headers: usize,
+    max_header_kib: usize,
+    http2_max_concurrent_streams: u32,
+    http2_stream_window_kib: u32,
+    http2_connection_window_kib: u32,
+    http2_keep_alive_interval_ms: u64,
+    http2_keep_alive_timeout_ms: u64,
+    drain_delay_ms: u64,
     shutdown_grace_ms: u64,
 }
 
@@ -447,6 +529,18 @@ impl Default for RawServer {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             request_timeout_ms: 600_000,
             max_body_mib: 32,
+            admin_max_body_mib: 1,
+            header_read_timeout_ms: 10_000,
+            body_idle_timeout_ms: 30_000,
+            max_in_flight: 4096,
+            max_headers: 100,
+            max_header_kib: 64,
+            http2_max_concurrent_streams: 256,
+            http2_stream_window_kib: 256,
+            http2_connection_window_kib: 1024,
+            http2_keep_alive_interval_ms: 20_000,
+            http2_keep_alive_timeout_ms: 20_000,
+            drain_delay_ms: 5_000,
             shutdown_grace_ms: 30_000,
         }
     }
@@ -469,6 +563,8 @@ struct RawRedis {
     timeout_ms: u64,
     #[serde(default = "default_redis_sync_ms")]
     sync_interval_ms: u64,
+    #[serde(default)]
+    required: bool,
 }
 
 fn default_redis_prefix() -> String {
@@ -595,12 +691,110 @@ struct RawLogging {
     filter: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    enabled: bool,
+    listen: Option<SocketAddr>,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
 impl Default for RawLogging {
     fn default() -> Self {
         RawLogging {
             format: LogFormat::Pretty,
             filter: "info".into(),
         }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTelemetry {
+    otlp_endpoint: Option<String>,
+    service_name: Option<String>,
+    sample_ratio: f64,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        RawTelemetry {
+            otlp_endpoint: None,
+            service_name: None,
+            sample_ratio: 1.0,
+        }
+    }
+}
+
+/// The default `service.name` of exported spans.
+pub const DEFAULT_SERVICE_NAME: &str = "llm-orchestrator";
+
+/// `[telemetry]` validated; the standard `OTEL_EXPORTER_OTLP_ENDPOINT` and
+/// `OTEL_SERVICE_NAME` fill in what the file leaves out. An empty
+/// `otlp_endpoint` in the file turns export off even when the variable is set.
+fn telemetry_config(
+    raw: RawTelemetry,
+    env: &dyn Fn(&str) -> Option<String>,
+    problem: &mut dyn FnMut(String, String),
+    warnings: &mut Vec<String>,
+) -> TelemetryConfig {
+    let valid = |e: &str| {
+        url::Url::parse(e.trim())
+            .map_err(|err| format!("not a URL: {err}"))
+            .and_then(|u| {
+                if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() {
+                    Ok(u)
+                } else {
+                    Err("must be an http:// or https:// URL with a host".into())
+                }
+            })
+    };
+    let otlp_endpoint = match raw.otlp_endpoint {
+        Some(e) if e.trim().is_empty() => None,
+        Some(e) => valid(&e)
+            .map_err(|reason| problem("telemetry.otlp_endpoint".into(), reason))
+            .ok(),
+        None => env("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .filter(|e| !e.trim().is_empty())
+            .and_then(|e| {
+                valid(&e)
+                    .map_err(|reason| {
+                        warnings.push(format!(
+                            "OTEL_EXPORTER_OTLP_ENDPOINT is ignored ({reason}): no traces are exported"
+                        ));
+                    })
+                    .ok()
+            }),
+    };
+    let service_name = raw
+        .service_name
+        .or_else(|| env("OTEL_SERVICE_NAME"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| DEFAULT_SERVICE_NAME.into());
+    if service_name.is_empty() || service_name.len() > 255 {
+        problem(
+            "telemetry.service_name".into(),
+            "must be 1 to 255 characters".into(),
+        );
+    }
+    if !(0.0..=1.0).contains(&raw.sample_ratio) {
+        problem(
+            "telemetry.sample_ratio".into(),
+            "must be between 0.0 and 1.0".into(),
+        );
+    }
+    TelemetryConfig {
+        otlp_endpoint,
+        service_name,
+        sample_ratio: raw.sample_ratio,
     }
 }
 
@@ -642,19 +836,30 @@ pub fn is_valid_plugin_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// The configuration file merged with the `ORCH_<SECTION>__<KEY>` variables.
+fn file_and_env(path: &Path) -> Figment {
+    Figment::new().merge(Toml::file_exact(path)).merge(
+        Env::prefixed("ORCH_")
+            .filter(|key| {
+                key.as_str().split_once("__").is_some_and(|(section, _)| {
+                    SECTIONS.contains(&section.to_ascii_lowercase().as_str())
+                })
+            })
+            .split("__"),
+    )
+}
+
 impl Config {
     /// Load from a file plus the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let figment = Figment::new().merge(Toml::file_exact(path)).merge(
-            Env::prefixed("ORCH_")
-                .filter(|key| {
-                    key.as_str().split_once("__").is_some_and(|(section, _)| {
-                        SECTIONS.contains(&section.to_ascii_lowercase().as_str())
-                    })
-                })
-                .split("__"),
-        );
-        Self::from_figment(path, figment, &|name| std::env::var(name).ok())
+        Self::from_figment(path, file_and_env(path), &|name| std::env::var(name).ok())
+    }
+
+    /// The listen address (`[server] listen`) a file plus the process
+    /// environment give, without validating anything else or resolving any
+    /// secret (for `healthcheck`). `None` when it cannot be read.
+    pub fn listen_address(path: &Path) -> Option<SocketAddr> {
+        file_and_env(path).extract_inner("server.listen").ok()
     }
 
     /// Load from TOML text with an explicit environment (for tests and tools).
@@ -671,15 +876,22 @@ impl Config {
         figment: Figment,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let raw: RawConfig = figment.extract().map_err(|e| ConfigError::Parse {
+        let (raw, mut found) = keys::extract(path, &figment)?;
+        if found.is_empty() {
+            return validate(path, raw, env);
+        }
+        if !found.dropped_entries {
+            // Values dropped for a wrong type fall back to their defaults,
+            // so the rest still validates; a dropped entry (a missing
+            // required key) would shift positions, so validation waits.
+            if let Err(ConfigError::Invalid { problems: more, .. }) = validate(path, raw, env) {
+                found.list.extend(more);
+            }
+        }
+        Err(ConfigError::Invalid {
             file: path.to_path_buf(),
-            message: e
-                .into_iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-        })?;
-        validate(path, raw, env)
+            problems: found.list,
+        })
     }
 
     /// The provider with this name.
@@ -722,6 +934,70 @@ fn validate(
     }
     if s.max_body_mib == 0 || s.max_body_mib > 1024 {
         problem("server.max_body_mib".into(), "must be in 1..=1024".into());
+    }
+    let mut in_range = |key: &str, value: u64, lo: u64, hi: u64| {
+        if !(lo..=hi).contains(&value) {
+            problem(format!("server.{key}"), format!("must be in {lo}..={hi}"));
+        }
+    };
+    in_range("admin_max_body_mib", s.admin_max_body_mib, 1, 1024);
+    in_range(
+        "header_read_timeout_ms",
+        s.header_read_timeout_ms,
+        100,
+        600_000,
+    );
+    in_range(
+        "body_idle_timeout_ms",
+        s.body_idle_timeout_ms,
+        100,
+        3_600_000,
+    );
+    in_range("max_in_flight", s.max_in_flight, 1, 10_000_000);
+    in_range("max_headers", s.max_headers as u64, 8, 10_000);
+    // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
+    in_range("max_header_kib", s.max_header_kib as u64, 8, 16_384);
+    in_range(
+        "http2_max_concurrent_streams",
+        u64::from(s.http2_max_concurrent_streams),
+        1,
+        100_000,
+    );
+    // HTTP/2 windows: at least the protocol's initial 64 KiB, at most 2^31-1 bytes.
+    in_range(
+        "http2_stream_window_kib",
+        u64::from(s.http2_stream_window_kib),
+        64,
+        2_097_151,
+    );
+    in_range(
+        "http2_connection_window_kib",
+        u64::from(s.http2_connection_window_kib),
+        64,
+        2_097_151,
+    );
+    in_range(
+        "http2_keep_alive_interval_ms",
+        s.http2_keep_alive_interval_ms,
+        0,
+        3_600_000,
+    );
+    in_range(
+        "http2_keep_alive_timeout_ms",
+        s.http2_keep_alive_timeout_ms,
+        100,
+        3_600_000,
+    );
+    in_range("shutdown_grace_ms", s.shutdown_grace_ms, 0, 3_600_000);
+    if s.drain_delay_ms > s.shutdown_grace_ms {
+        problem(
+            "server.drain_delay_ms".into(),
+            format!(
+                "must not exceed server.shutdown_grace_ms ({}): the grace period counts from \
+                 the signal and includes the drain delay",
+                s.shutdown_grace_ms
+            ),
+        );
     }
 
     // A database URL is only a secret when it carries a password.
@@ -782,6 +1058,7 @@ fn validate(
             prefix: r.prefix.clone(),
             timeout: Duration::from_millis(r.timeout_ms),
             sync_interval: Duration::from_millis(r.sync_interval_ms),
+            required: r.required,
         })
     });
 
@@ -907,6 +1184,7 @@ fn validate(
     let keyring = current.map(|c| std::sync::Arc::new(Keyring::new(c, previous)));
     let retry = retry_policy(&raw.routing, &mut problem);
     let health = health_config(&raw.health, &mut problem);
+    let telemetry = telemetry_config(raw.telemetry, env, &mut problem, &mut warnings);
 
     let entries: Vec<ProviderEntry<'_>> = raw
         .providers
@@ -974,6 +1252,22 @@ fn validate(
             listen: raw.server.listen,
             request_timeout: Duration::from_millis(raw.server.request_timeout_ms),
             max_body_bytes: mib(raw.server.max_body_mib),
+            admin_max_body_bytes: mib(raw.server.admin_max_body_mib),
+            header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
+            body_idle_timeout: Duration::from_millis(raw.server.body_idle_timeout_ms),
+            max_in_flight: raw.server.max_in_flight,
+            max_headers: raw.server.max_headers,
+            max_header_bytes: raw.server.max_header_kib.saturating_mul(1024),
+            http2_max_concurrent_streams: raw.server.http2_max_concurrent_streams,
+            http2_stream_window_bytes: raw.server.http2_stream_window_kib.saturating_mul(1024),
+            http2_connection_window_bytes: raw
+                .server
+                .http2_connection_window_kib
+                .saturating_mul(1024),
+            http2_keep_alive_interval: (raw.server.http2_keep_alive_interval_ms > 0)
+                .then(|| Duration::from_millis(raw.server.http2_keep_alive_interval_ms)),
+            http2_keep_alive_timeout: Duration::from_millis(raw.server.http2_keep_alive_timeout_ms),
+            drain_delay: Duration::from_millis(raw.server.drain_delay_ms),
             shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
         },
         database: DatabaseConfig {
@@ -1018,6 +1312,11 @@ fn validate(
         logging: LoggingConfig {
             format: raw.logging.format,
             filter: raw.logging.filter,
+        },
+        telemetry,
+        metrics: MetricsConfig {
+            enabled: raw.metrics.enabled,
+            listen: raw.metrics.listen,
         },
         providers: compiled.providers,
         models: compiled.models,
@@ -1224,6 +1523,40 @@ mod tests {
     }
 
     #[test]
+    fn listener_limits_have_defaults_and_are_checked() {
+        let c = load(GOOD).unwrap();
+        let s = &c.server;
+        assert_eq!(s.max_body_bytes, 32 << 20);
+        assert_eq!(s.admin_max_body_bytes, 1 << 20);
+        assert_eq!(s.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.body_idle_timeout, Duration::from_secs(30));
+        assert_eq!(s.max_in_flight, 4096);
+        assert_eq!(s.max_header_bytes, 64 << 10);
+        assert_eq!(s.drain_delay, Duration::from_secs(5));
+        assert_eq!(s.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(s.http2_keep_alive_interval, Some(Duration::from_secs(20)));
+        let errs = problems(
+            "[server]\nmax_in_flight = 0\nmax_header_kib = 4\nhttp2_stream_window_kib = 1\n\
+             drain_delay_ms = 9000\nshutdown_grace_ms = 1000\nbody_idle_timeout_ms = 0\n",
+        );
+        let text = errs.join("\n");
+        for key in [
+            "server.max_in_flight",
+            "server.max_header_kib",
+            "server.http2_stream_window_kib",
+            "server.drain_delay_ms",
+            "server.body_idle_timeout_ms",
+        ] {
+            assert!(text.contains(key), "{key} in {text}");
+        }
+        let c = load(&format!(
+            "{GOOD}\n[redis]\nurl = \"redis://127.0.0.1:6379\"\nrequired = true\n"
+        ))
+        .unwrap();
+        assert!(c.redis.unwrap().required);
+    }
+
+    #[test]
     fn unknown_keys_name_the_key() {
         let errs = problems("[server]\nlisten = \"127.0.0.1:1\"\nlistne = 1\n");
         assert!(errs[0].contains("listne"), "{errs:?}");
@@ -1281,6 +1614,73 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("auth.client_keys[0] holds a literal secret"))
         );
+    }
+
+    #[test]
+    fn telemetry_reads_the_file_then_the_standard_variables() {
+        let off = load(GOOD).unwrap().telemetry;
+        assert!(off.otlp_endpoint.is_none());
+        assert_eq!(off.service_name, "llm-orchestrator");
+        assert!((off.sample_ratio - 1.0).abs() < f64::EPSILON);
+
+        let otel = |n: &str| match n {
+            "KEY" => Some("sk-secret".to_string()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://env-collector:4318".to_string()),
+            "OTEL_SERVICE_NAME" => Some("gw-env".to_string()),
+            _ => None,
+        };
+        let from_env = Config::from_toml(Path::new("t.toml"), GOOD, &otel).unwrap();
+        let t = from_env.telemetry;
+        assert_eq!(
+            t.otlp_endpoint.unwrap().as_str(),
+            "http://env-collector:4318/"
+        );
+        assert_eq!(t.service_name, "gw-env");
+
+        let file = format!(
+            "{GOOD}\n[telemetry]\notlp_endpoint = \"https://file:4318\"\n\
+             service_name = \"gw\"\nsample_ratio = 0.25\n"
+        );
+        let t = Config::from_toml(Path::new("t.toml"), &file, &otel)
+            .unwrap()
+            .telemetry;
+        assert_eq!(t.otlp_endpoint.unwrap().host_str(), Some("file"));
+        assert_eq!(t.service_name, "gw");
+        assert!((t.sample_ratio - 0.25).abs() < f64::EPSILON);
+        // An empty endpoint in the file turns export off despite the variable.
+        let file = format!("{GOOD}\n[telemetry]\notlp_endpoint = \"\"\n");
+        let t = Config::from_toml(Path::new("t.toml"), &file, &otel)
+            .unwrap()
+            .telemetry;
+        assert!(t.otlp_endpoint.is_none());
+        // A bad variable (it may be meant for another program) only warns.
+        let c = Config::from_toml(Path::new("t.toml"), GOOD, &|n| match n {
+            "KEY" => Some("sk-secret".to_string()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("collector".to_string()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(c.telemetry.otlp_endpoint.is_none());
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        );
+
+        let errs = problems(&format!(
+            "{GOOD}\n[telemetry]\notlp_endpoint = \"grpc://x:4317\"\n\
+             service_name = \"\"\nsample_ratio = 1.5\n"
+        ))
+        .join("\n");
+        for key in [
+            "telemetry.otlp_endpoint",
+            "telemetry.service_name",
+            "telemetry.sample_ratio",
+        ] {
+            assert!(errs.contains(key), "{key} in {errs}");
+        }
+        let errs = problems(&format!("{GOOD}\n[telemetry]\nendpoint = \"x\"\n")).join("\n");
+        assert!(errs.contains("endpoint"), "{errs}");
     }
 
     #[test]

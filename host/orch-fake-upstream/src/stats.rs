@@ -40,6 +40,9 @@ pub struct StatsSnapshot {
     pub streams_completed: u64,
     /// Streams aborted on purpose (`cut_after`, `cut-after-<n>`).
     pub streams_cut: u64,
+    /// Streams whose connection the client closed before their end
+    /// (stalled ones included).
+    pub streams_abandoned: u64,
     /// Streams that stopped sending on purpose (`stall_after`, `stall-after-<n>`).
     pub streams_stalled: u64,
     /// Streams that ended with an error event (`error-event`).
@@ -94,6 +97,7 @@ pub(crate) struct Stats {
     pub(crate) model_list_requests: Counter,
     pub(crate) streams_started: Counter,
     pub(crate) streams_completed: Counter,
+    pub(crate) streams_abandoned: Counter,
     pub(crate) streams_cut: Counter,
     pub(crate) streams_stalled: Counter,
     pub(crate) stream_error_events: Counter,
@@ -119,6 +123,7 @@ impl Default for Stats {
             model_list_requests: Counter::default(),
             streams_started: Counter::default(),
             streams_completed: Counter::default(),
+            streams_abandoned: Counter::default(),
             streams_cut: Counter::default(),
             streams_stalled: Counter::default(),
             stream_error_events: Counter::default(),
@@ -161,6 +166,7 @@ impl Stats {
             responses_by_status,
             streams_started: self.streams_started.get(),
             streams_completed: self.streams_completed.get(),
+            streams_abandoned: self.streams_abandoned.get(),
             streams_cut: self.streams_cut.get(),
             streams_stalled: self.streams_stalled.get(),
             stream_error_events: self.stream_error_events.get(),

@@ -469,6 +469,15 @@ impl Body for SseBody {
     }
 }
 
+impl Drop for SseBody {
+    /// hyper drops the body when the client closes the connection.
+    fn drop(&mut self) {
+        if self.next < self.script.len() {
+            self.stats.streams_abandoned.inc();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,7 +57,7 @@ impl AdapterInstance {
     /// Build the upstream request for a payload.
     pub async fn build_request(&mut self, payload: &str) -> Result<c::UpstreamRequest, CallError> {
         let payload = payload.to_string();
-        let out = guarded!(self, |store, guest, ctx| guest
+        let out = guarded!(self, DEBUG, "build-request", |store, guest, ctx| guest
             .call_build_request(store, ctx, &payload));
         match out {
             Ok(req) => Ok(self.check(|limit, base| convert::upstream_request(req, base, limit))?),
@@ -73,7 +73,7 @@ impl AdapterInstance {
         body: &[u8],
     ) -> Result<c::ParsedResponse, CallError> {
         let headers = headers.to_vec();
-        let out = guarded!(self, |store, guest, ctx| guest
+        let out = guarded!(self, DEBUG, "parse-response", |store, guest, ctx| guest
             .call_parse_response(store, ctx, status, &headers, body));
         match out {
             Ok(p) => {
@@ -95,7 +95,7 @@ impl AdapterInstance {
         body: &[u8],
     ) -> Result<ClassifiedError, PluginFault> {
         let headers = headers.to_vec();
-        let out = guarded!(self, |store, guest, ctx| guest
+        let out = guarded!(self, DEBUG, "classify-error", |store, guest, ctx| guest
             .call_classify_error(store, ctx, status, &headers, body));
         let classified = convert::plugin_error(out);
         self.plugin.stats.error(classified.class.as_str());
@@ -109,7 +109,7 @@ impl AdapterInstance {
         headers: &[(String, String)],
     ) -> Result<(), PluginFault> {
         let headers = headers.to_vec();
-        let dec = guarded!(self, |store, guest, ctx| guest
+        let dec = guarded!(self, DEBUG, "stream-decoder.new", |store, guest, ctx| guest
             .stream_decoder()
             .call_constructor(store, ctx, status, &headers));
         self.decoder = Some(dec);
@@ -125,7 +125,7 @@ impl AdapterInstance {
     pub async fn push(&mut self, frame: &c::Frame) -> Result<Vec<c::StreamItem>, CallError> {
         let dec = self.decoder()?;
         let frame = convert::frame(frame);
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, TRACE, "stream-decoder.push", |store, guest| guest
             .stream_decoder()
             .call_push(store, dec, &frame));
         self.stream_result(out)
@@ -134,7 +134,7 @@ impl AdapterInstance {
     /// The upstream body ended.
     pub async fn finish(&mut self) -> Result<Vec<c::StreamItem>, CallError> {
         let dec = self.decoder()?;
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, DEBUG, "stream-decoder.finish", |store, guest| guest
             .stream_decoder()
             .call_finish(store, dec));
         self.stream_result(out)
@@ -167,7 +167,7 @@ impl AdapterInstance {
     /// The provider's cheap health probe, if it has one.
     pub async fn probe_request(&mut self) -> Result<Option<c::UpstreamRequest>, PluginFault> {
         let provider = self.ctx.provider.clone();
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, TRACE, "probe-request", |store, guest| guest
             .call_probe_request(store, &provider));
         match out {
             None => Ok(None),
@@ -186,7 +186,7 @@ impl AdapterInstance {
     ) -> Result<Result<(), ClassifiedError>, PluginFault> {
         let provider = self.ctx.provider.clone();
         let headers = headers.to_vec();
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, TRACE, "judge-probe", |store, guest| guest
             .call_judge_probe(store, &provider, status, &headers, body));
         Ok(out.map_err(convert::plugin_error))
     }
@@ -194,7 +194,7 @@ impl AdapterInstance {
     /// Check a provider configuration with the adapter.
     pub async fn check_provider(&mut self) -> Result<Result<(), ClassifiedError>, PluginFault> {
         let provider = self.ctx.provider.clone();
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, TRACE, "check-provider", |store, guest| guest
             .call_check_provider(store, &provider));
         Ok(out.map_err(convert::plugin_error))
     }

@@ -78,7 +78,8 @@ impl DialectInstance {
             headers: request.headers.clone(),
             body: request.body.clone(),
         };
-        let out = guarded!(self, |store, guest| guest.call_decode_request(store, &req));
+        let out = guarded!(self, DEBUG, "decode-request", |store, guest| guest
+            .call_decode_request(store, &req));
         match out {
             Ok(dec) => {
                 let limit = self.limit();
@@ -109,7 +110,7 @@ impl DialectInstance {
         let ctx = egress(ctx);
         let usage = usage.as_ref().map(convert::usage_back);
         let body = body.to_string();
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, DEBUG, "encode-response", |store, guest| guest
             .call_encode_response(store, &ctx, &body, usage));
         match out {
             Ok(text) => {
@@ -127,7 +128,8 @@ impl DialectInstance {
         error: &ClassifiedError,
     ) -> Result<c::ErrorResponse, PluginFault> {
         let e = convert::plugin_error_back(error);
-        let out = guarded!(self, |store, guest| guest.call_encode_error(store, &e));
+        let out = guarded!(self, DEBUG, "encode-error", |store, guest| guest
+            .call_encode_error(store, &e));
         let limit = self.limit().min(64 << 10);
         let body = convert::json(out.body, "error body", limit);
         let body = self.check(body)?;
@@ -153,7 +155,7 @@ impl DialectInstance {
                 created: m.created,
             })
             .collect();
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, DEBUG, "encode-models", |store, guest| guest
             .call_encode_models(store, &models));
         let limit = self.limit();
         let r = convert::json(out, "model listing", limit);
@@ -167,11 +169,8 @@ impl DialectInstance {
         input_tokens: u32,
     ) -> Result<String, PluginFault> {
         let ctx = egress(ctx);
-        let out = guarded!(self, |store, guest| guest.call_encode_token_count(
-            store,
-            &ctx,
-            input_tokens
-        ));
+        let out = guarded!(self, DEBUG, "encode-token-count", |store, guest| guest
+            .call_encode_token_count(store, &ctx, input_tokens));
         let r = convert::json(out, "token count", 64 << 10);
         self.check(r)
     }
@@ -179,7 +178,7 @@ impl DialectInstance {
     /// Start encoding a stream.
     pub async fn start_stream(&mut self, ctx: &c::EgressContext) -> Result<(), PluginFault> {
         let ctx = egress(ctx);
-        let enc = guarded!(self, |store, guest| guest
+        let enc = guarded!(self, DEBUG, "stream-encoder.new", |store, guest| guest
             .stream_encoder()
             .call_constructor(store, &ctx));
         self.encoder = Some(enc);
@@ -209,7 +208,7 @@ impl DialectInstance {
     pub async fn push(&mut self, chunk: &str) -> Result<Vec<c::SseEvent>, CallError> {
         let enc = self.encoder()?;
         let chunk = chunk.to_string();
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, TRACE, "stream-encoder.push", |store, guest| guest
             .stream_encoder()
             .call_push(store, enc, &chunk));
         self.events(out)
@@ -219,7 +218,7 @@ impl DialectInstance {
     pub async fn finish(&mut self, usage: Option<c::Usage>) -> Result<Vec<c::SseEvent>, CallError> {
         let enc = self.encoder()?;
         let usage = usage.as_ref().map(convert::usage_back);
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, DEBUG, "stream-encoder.finish", |store, guest| guest
             .stream_encoder()
             .call_finish(store, enc, usage));
         self.events(out)
@@ -232,7 +231,7 @@ impl DialectInstance {
     ) -> Result<Vec<c::SseEvent>, PluginFault> {
         let enc = self.encoder()?;
         let e = convert::plugin_error_back(error);
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, DEBUG, "stream-encoder.abort", |store, guest| guest
             .stream_encoder()
             .call_abort(store, enc, &e));
         let limit = self.limit();

@@ -26,7 +26,7 @@ pub use adapter::AdapterInstance;
 pub use dialect::DialectInstance;
 pub use error::{CallError, PluginFault};
 pub use loader::LoadedPlugin;
-pub use registry::{FileState, PluginHost, ReloadReport, Snapshot};
+pub use registry::{FileState, PluginHost, ReloadEvents, ReloadReport, Snapshot};
 pub use runtime::Limits;
 pub use stats::{PluginStats, StatsView};
 pub use transformer::TransformerInstance;

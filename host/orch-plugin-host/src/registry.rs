@@ -119,6 +119,18 @@ pub struct PluginHost {
     dir: PathBuf,
     current: ArcSwap<Snapshot>,
     reload_lock: tokio::sync::Mutex<()>,
+    events: std::sync::Mutex<ReloadEvents>,
+}
+
+/// What reloads have done since start, for metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadEvents {
+    /// Reloads that changed the snapshot.
+    pub reloads: u64,
+    /// Activations by plugin id and version (a start counts as one).
+    pub loads: BTreeMap<(String, String), u64>,
+    /// Rejected files by file name.
+    pub rejections: BTreeMap<String, u64>,
 }
 
 impl PluginHost {
@@ -134,6 +146,7 @@ impl PluginHost {
             dir,
             current: ArcSwap::from_pointee(Snapshot::default()),
             reload_lock: tokio::sync::Mutex::new(()),
+            events: std::sync::Mutex::new(ReloadEvents::default()),
         }))
     }
 
@@ -145,6 +158,11 @@ impl PluginHost {
     /// The limits plugin calls run under.
     pub fn limits(&self) -> &Limits {
         &self.runtime.limits
+    }
+
+    /// What reloads have done since start.
+    pub fn events(&self) -> ReloadEvents {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
     /// The current snapshot; hold it for the duration of a request.
@@ -200,6 +218,28 @@ impl PluginHost {
             }
         }
         let compiled = !report.activated.is_empty() || !report.rejected.is_empty();
+        if let Ok(mut events) = self.events.lock() {
+            for p in report
+                .activated
+                .iter()
+                .filter_map(|label| active.values().find(|p| p.label() == *label))
+            {
+                *events
+                    .loads
+                    .entry((p.info.id.clone(), p.info.version.to_string()))
+                    .or_default() += 1;
+            }
+            for (path, _) in &report.rejected {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                *events
+                    .rejections
+                    .entry(name.unwrap_or_default())
+                    .or_default() += 1;
+            }
+            if !report.is_empty() {
+                events.reloads += 1;
+            }
+        }
         if !report.is_empty() || old.files.len() != files.len() {
             self.current.store(Arc::new(Snapshot {
                 generation: old.generation + 1,

@@ -224,19 +224,35 @@ fn millis(d: Duration) -> u64 {
 /// arm the CPU deadline, bound the wall time, classify a failure and poison
 /// the instance after one. `$self` has fields `poisoned`, `store`, `guest`
 /// and `plugin`; the listed extra fields are borrowed for the call too.
+///
+/// Each call runs in a `plugin` span (`plugin.id`, `plugin.version`,
+/// `plugin.hook`, `error.type` on a fault) at `$level`: `DEBUG` for hooks
+/// of a request, `TRACE` for those called per stream chunk and for probes
+/// and configuration checks (never exported). With no interested
+/// subscriber (the default log level is `INFO`) a span is a disabled handle
+/// and costs next to nothing.
 macro_rules! guarded {
-    ($self:ident, |$store:ident, $guest:ident $(, $field:ident)*| $call:expr) => {{
+    ($self:ident, $level:ident, $hook:literal, |$store:ident, $guest:ident $(, $field:ident)*| $call:expr) => {{
         if $self.poisoned {
             return Err($crate::error::PluginFault::Poisoned.into());
         }
         $crate::runtime::arm(&mut $self.store);
         let backstop = $self.plugin.runtime.limits.wall_backstop();
+        let span = tracing::span!(
+            tracing::Level::$level,
+            "plugin",
+            "plugin.id" = %$self.plugin.info.id,
+            "plugin.version" = %$self.plugin.info.version,
+            "plugin.hook" = $hook,
+            "error.type" = tracing::field::Empty,
+        );
         let started = std::time::Instant::now();
         let outcome = {
             let $store = &mut $self.store;
             let $guest = &$self.guest;
             $(let $field = &$self.$field;)*
-            tokio::time::timeout(backstop, $call).await
+            tracing::Instrument::instrument(tokio::time::timeout(backstop, $call), span.clone())
+                .await
         };
         $self.plugin.stats.call(started.elapsed());
         match $crate::runtime::settle(&$self.store, &$self.plugin.runtime.limits, outcome) {
@@ -245,6 +261,7 @@ macro_rules! guarded {
                 v
             }
             Err(fault) => {
+                span.record("error.type", fault.kind());
                 $self.poisoned = true;
                 $self.plugin.faulted(&fault);
                 return Err(fault.into());

@@ -121,7 +121,8 @@ impl TransformerInstance {
     /// Check an attachment's configuration (JSON object text).
     pub async fn check_config(&mut self, config: &str) -> Result<(), CallError> {
         let config = config.to_string();
-        let out = guarded!(self, |store, guest| guest.call_check_config(store, &config));
+        let out = guarded!(self, TRACE, "check-config", |store, guest| guest
+            .call_check_config(store, &config));
         out.map_err(|e| self.plugin.typed_error(e))
     }
 
@@ -132,7 +133,7 @@ impl TransformerInstance {
         body: &str,
     ) -> Result<c::TransformAction, CallError> {
         let (ctx, body) = (context(ctx), body.to_string());
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, DEBUG, "on-request", |store, guest| guest
             .call_on_request(store, &ctx, &body));
         match out {
             Ok(action) => Ok(self.action(action, "transformed request")?),
@@ -149,7 +150,7 @@ impl TransformerInstance {
     ) -> Result<c::TransformAction, CallError> {
         let (ctx, body) = (context(ctx), body.to_string());
         let usage = usage.as_ref().map(convert::usage_back);
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, DEBUG, "on-response", |store, guest| guest
             .call_on_response(store, &ctx, &body, usage));
         let action = match out {
             Ok(t::ResponseAction::Pass) => t::RequestAction::Pass,
@@ -163,7 +164,7 @@ impl TransformerInstance {
     /// Start filtering a stream.
     pub async fn start_filter(&mut self, ctx: &c::TransformContext) -> Result<(), PluginFault> {
         let ctx = context(ctx);
-        let filter = guarded!(self, |store, guest| guest
+        let filter = guarded!(self, DEBUG, "stream-filter.new", |store, guest| guest
             .stream_filter()
             .call_constructor(store, &ctx));
         self.filter = Some(filter);
@@ -178,7 +179,7 @@ impl TransformerInstance {
     /// Filter one canonical chunk: the chunks to send now.
     pub async fn on_chunk(&mut self, chunk: &str) -> Result<Vec<String>, CallError> {
         let (filter, chunk) = (self.filter()?, chunk.to_string());
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, TRACE, "stream-filter.on-chunk", |store, guest| guest
             .stream_filter()
             .call_on_chunk(store, filter, &chunk));
         self.chunks(out)
@@ -188,7 +189,7 @@ impl TransformerInstance {
     pub async fn on_end(&mut self, usage: Option<c::Usage>) -> Result<Vec<String>, CallError> {
         let filter = self.filter()?;
         let usage = usage.as_ref().map(convert::usage_back);
-        let out = guarded!(self, |store, guest| guest
+        let out = guarded!(self, DEBUG, "stream-filter.on-end", |store, guest| guest
             .stream_filter()
             .call_on_end(store, filter, usage));
         self.chunks(out)

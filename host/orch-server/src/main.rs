@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::LazyLock;
 
 use clap::{Parser, Subcommand};
 
@@ -14,11 +15,21 @@ struct Cli {
     command: Command,
 }
 
-fn version() -> &'static str {
-    concat!(
+/// The version and every plugin contract version this build loads.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let contracts: Vec<String> = orch_core::contract::SUPPORTED_CONTRACTS
+        .iter()
+        .map(|v| format!("llm-orchestrator:plugin@{v}"))
+        .collect();
+    format!(
+        "{} (plugin contracts: {})",
         env!("CARGO_PKG_VERSION"),
-        " (plugin contract llm-orchestrator:plugin@0.1.0)"
+        contracts.join(", ")
     )
+});
+
+fn version() -> &'static str {
+    VERSION.as_str()
 }
 
 #[derive(Subcommand)]
@@ -29,11 +40,28 @@ enum Command {
         #[arg(long, short, env = "ORCH_CONFIG", default_value = orch_core::config::DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
-    /// Validate a configuration file and exit (status 2 when invalid).
+    /// Validate a configuration file and exit: every problem as
+    /// `FILE: KEY: REASON`, status 2 when there is one.
     CheckConfig {
         /// Configuration file.
         #[arg(long, short, env = "ORCH_CONFIG", default_value = orch_core::config::DEFAULT_CONFIG_PATH)]
         config: PathBuf,
+        /// Also check that this plugins folder provides every adapter,
+        /// pinned adapter version and transformer the file names (loaded
+        /// as `serve` loads it; refused files are warnings).
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+    },
+    /// GET the gateway's `/livez` once: status 0 on 200, 1 otherwise (for
+    /// container health checks).
+    Healthcheck {
+        /// What to probe (default: `/livez` on the `[server] listen` of the
+        /// configuration, else http://127.0.0.1:8080/livez).
+        #[arg(long)]
+        url: Option<String>,
+        /// The configuration whose listen address is probed.
+        #[arg(long, short, env = "ORCH_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Print a new random master key for `[secrets] master_key` (base64).
     GenMasterKey,
@@ -135,6 +163,36 @@ fn plugin_check(
     }
 }
 
+/// `healthcheck`: 0 when the gateway answers 200, 1 otherwise.
+fn healthcheck(url: Option<&str>, config: Option<&std::path::Path>) -> ExitCode {
+    use orch_server::healthcheck::{TIMEOUT, probe, target};
+    let url = target(url, config);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{url}: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(probe(&url, TIMEOUT)) {
+        Ok(status) if status == 200 => {
+            println!("{url}: {status}");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            eprintln!("{url}: {status}");
+            ExitCode::FAILURE
+        }
+        Err(reason) => {
+            eprintln!("{url}: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -174,24 +232,10 @@ fn main() -> ExitCode {
             println!("{}", orch_core::secrets::MasterKey::generate());
             ExitCode::SUCCESS
         }
-        Command::CheckConfig { config } => match orch_core::config::Config::load(&config) {
-            Ok(c) => {
-                for w in &c.warnings {
-                    eprintln!("warning: {w}");
-                }
-                println!(
-                    "{}: ok ({} providers, {} models)",
-                    config.display(),
-                    c.providers.len(),
-                    c.models.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::CheckConfig { config, plugins } => {
+            orch_server::check::check_config(&config, plugins.as_deref())
+        }
+        Command::Healthcheck { url, config } => healthcheck(url.as_deref(), config.as_deref()),
         Command::Serve { config } => {
             let config = match orch_core::config::Config::load(&config) {
                 Ok(c) => c,

@@ -158,6 +158,27 @@ impl Store {
         Ok(())
     }
 
+    /// Whether every migration embedded in this binary has been applied;
+    /// one cheap query, so it also proves the database answers (readiness).
+    pub async fn schema_current(&self) -> Result<bool, StoreError> {
+        let migrator = match &self.backend {
+            Backend::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Backend::Postgres(_) => &POSTGRES_MIGRATIONS,
+            Backend::MySql(_) => &MYSQL_MIGRATIONS,
+        };
+        let latest = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| m.version)
+            .max();
+        let applied: Option<i64> = with_pool!(&self.backend, pool => {
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(applied >= latest)
+    }
+
     /// Which database this store talks to.
     pub fn dialect(&self) -> Dialect {
         match self.backend {

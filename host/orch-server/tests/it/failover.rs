@@ -148,8 +148,10 @@ async fn a_stream_cut_after_content_ends_with_an_error_not_done() {
     assert_eq!(logs[0].outcome, orch_store::Outcome::Partial);
 }
 
-#[tokio::test]
-async fn a_client_that_disconnects_cancels_the_upstream_stream() {
+/// Drop a stream after its first bytes; the upstream stream must be closed
+/// within 1 s and the log row must record the cancellation with the usage
+/// seen so far.
+async fn disconnect_mid_stream(anthropic: bool) {
     use futures_util::StreamExt;
     let fake = FakeUpstream::spawn(FakeConfig {
         chunks: 30,
@@ -158,21 +160,75 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
     })
     .await
     .unwrap();
-    let gw = Gateway::start(Spec::openai(&fake.base_url(), "fake-model")).await;
-    let resp = gw.chat(chat_body("m", true)).await;
+    let mut spec = Spec::openai(&fake.base_url(), "fake-model");
+    if anthropic {
+        spec = spec.plugin("dialect-anthropic.wasm");
+    }
+    let gw = Gateway::start(spec).await;
+    let resp = if anthropic {
+        gw.http
+            .post(gw.url("/v1/messages"))
+            .header("anthropic-version", "2023-06-01")
+            .json(&serde_json::json!({
+                "model": "m", "max_tokens": 256, "stream": true,
+                "messages": [{"role": "user", "content": "Say hello"}],
+            }))
+            .send()
+            .await
+            .unwrap()
+    } else {
+        gw.chat(chat_body("m", true)).await
+    };
+    assert_eq!(resp.status(), 200);
     let mut body = resp.bytes_stream();
-    let first = body.next().await.unwrap().unwrap();
-    assert!(!first.is_empty());
+    // Read until some content has arrived (the first chunks may be only the
+    // stream's opening).
+    let mut seen = String::new();
+    let has_content = |s: &str| {
+        s.contains("text_delta")
+            || s.match_indices("\"content\":\"")
+                .any(|(i, m)| !s[i + m.len()..].starts_with('"'))
+    };
+    while !has_content(&seen) {
+        let chunk = body.next().await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
     drop(body);
-    // The whole stream would take 3 s; the upstream must see it cancelled.
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let dropped = std::time::Instant::now();
+    // The whole stream would take 3 s; the upstream must see its connection
+    // closed within 1 s of the client going away.
+    loop {
+        let stats = fake.stats();
+        if stats.streams_abandoned == 1 {
+            break;
+        }
+        assert!(
+            dropped.elapsed() < std::time::Duration::from_secs(1),
+            "the upstream stream is still open 1 s after the client left: {stats:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let stats = fake.stats();
     assert_eq!(stats.streams_started, 1);
-    assert_eq!(
-        stats.streams_completed, 0,
-        "the upstream stream ran to the end: {stats:?}"
-    );
+    assert_eq!(stats.streams_completed, 0, "{stats:?}");
     let data = gw.stop().await;
     let logs = crate::harness::request_logs(&data).await;
+    assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].outcome, orch_store::Outcome::Cancelled);
+    assert!(logs[0].streamed);
+    let out = logs[0].output_tokens.unwrap_or(0);
+    assert!(
+        (1..30).contains(&out),
+        "partial usage: {out} output tokens of a 30-chunk stream"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_upstream_stream() {
+    disconnect_mid_stream(false).await;
+}
+
+#[tokio::test]
+async fn an_anthropic_client_that_disconnects_cancels_the_upstream_stream() {
+    disconnect_mid_stream(true).await;
 }

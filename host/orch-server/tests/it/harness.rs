@@ -52,6 +52,8 @@ pub struct Spec {
     pub refresh_interval_ms: Option<u64>,
     /// `[plugins] quarantine_after_faults` (default: the gateway's, 5).
     pub quarantine_after_faults: Option<u32>,
+    /// More `[server]` keys, one `key = value` per line.
+    pub server: String,
 }
 
 impl Spec {
@@ -130,7 +132,7 @@ impl Gateway {
             std::fs::copy(src, plugins.path().join(name)).expect("copy plugin");
         }
         let mut toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nrequest_timeout_ms = {}\nshutdown_grace_ms = 2000\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\nrequest_timeout_ms = {}\nshutdown_grace_ms = 2000\ndrain_delay_ms = 0\n{}\n\
              [database]\nurl = {}\nrefresh_interval_ms = {}\n\
              [plugins]\ndir = {}\ndebounce_ms = 100\nrescan_interval_s = 1\nmax_instances = 256\n\
              quarantine_after_faults = {}\n\
@@ -138,6 +140,7 @@ impl Gateway {
              [upstream]\nconnect_timeout_ms = 2000\nheader_timeout_ms = 10000\nidle_timeout_ms = {}\n\
              [auth]\nclient_keys = [{}]\n",
             spec.request_timeout_ms.unwrap_or(20_000),
+            spec.server,
             toml_str(
                 &spec
                     .database_url

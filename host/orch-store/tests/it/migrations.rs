@@ -74,3 +74,22 @@ async fn request_log_has_both_indexes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn schema_current_tells_whether_every_migration_ran() {
+    each_store(|target: Target| async move {
+        assert!(target.store.schema_current().await.unwrap());
+        // A database one migration behind this binary (as if restored from
+        // an older backup).
+        let latest = target
+            .scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .await;
+        target
+            .exec(&format!(
+                "DELETE FROM _sqlx_migrations WHERE version = {latest}"
+            ))
+            .await;
+        assert!(!target.store.schema_current().await.unwrap());
+    })
+    .await;
+}

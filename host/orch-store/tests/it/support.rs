@@ -54,6 +54,25 @@ impl Target {
             }
         }
     }
+
+    /// Runs one statement over a connection of its own.
+    pub async fn exec(&self, sql: &str) {
+        use sqlx::Executor;
+        match self.store.dialect() {
+            Dialect::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                c.execute(sql).await.unwrap();
+            }
+            Dialect::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                c.execute(sql).await.unwrap();
+            }
+            Dialect::MySql => {
+                let mut c = sqlx::MySqlConnection::connect(&self.url).await.unwrap();
+                c.execute(sql).await.unwrap();
+            }
+        }
+    }
 }
 
 /// Runs `test` once per backend, each time on a fresh database that is dropped
