@@ -55,7 +55,6 @@ async fn run(
     let ingress = ChatIngress {
         dialect: call.dialect,
         operation: call.operation,
-        request_id: trace.id.to_string(),
         started,
         body,
         path_model: call.path_model,

@@ -106,7 +106,7 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
             limit: max_body,
             read: 0,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            timer: None,
             armed: false,
             outcome: Arc::clone(&outcome),
         })
@@ -174,7 +174,9 @@ struct Guarded {
     limit: usize,
     read: usize,
     idle: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    /// Made the first time the body has nothing ready (most bodies arrive
+    /// with their headers and never need one).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The timer runs: the body was polled and had nothing.
     armed: bool,
     outcome: Arc<AtomicU8>,
@@ -205,13 +207,15 @@ impl HttpBody for Guarded {
             }
             Poll::Ready(other) => Poll::Ready(other),
             Poll::Pending => {
+                let deadline = tokio::time::Instant::now() + this.idle;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if !this.armed {
                     this.armed = true;
-                    this.timer
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + this.idle);
+                    timer.as_mut().reset(deadline);
                 }
-                match this.timer.as_mut().poll(cx) {
+                match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         this.outcome.store(BODY_STALLED, Ordering::Release);
                         Poll::Ready(Some(Err(axum::Error::new(BodyError::Stalled(this.idle)))))

@@ -350,6 +350,13 @@ impl Sampled {
         }
     }
 
+    /// A family of one unlabelled sample.
+    fn single(name: &'static str, help: &'static str, kind: MetricType, value: f64) -> Sampled {
+        let mut f = Sampled::new(name, help, kind);
+        f.push(Vec::new(), value);
+        f
+    }
+
     fn seconds(mut self) -> Sampled {
         self.unit = Some(Unit::Seconds);
         self
@@ -384,14 +391,15 @@ impl StateNow {
         families.extend(plugin_families(state));
         families.extend(health_families(state));
         families.extend(traffic_families(state));
-        let mut up = Sampled::new(
-            "orchestrator_uptime",
-            "Time since this gateway process started",
-            MetricType::Gauge,
-        )
-        .seconds();
-        up.push(Vec::new(), state.metrics().started.elapsed().as_secs_f64());
-        families.push(up);
+        families.push(
+            Sampled::single(
+                "orchestrator_uptime",
+                "Time since this gateway process started",
+                MetricType::Gauge,
+                state.metrics().started.elapsed().as_secs_f64(),
+            )
+            .seconds(),
+        );
         let mut info = Sampled::new(
             "orchestrator_build_info",
             "The gateway's version and plugin contract (value 1)",
@@ -481,12 +489,12 @@ fn plugin_families(state: &AppState) -> Vec<Sampled> {
         loaded.push(l, 1.0);
     }
     let events = plugins.events();
-    let mut reloads = Sampled::new(
+    let reloads = Sampled::single(
         "orchestrator_plugin_reloads",
         "Plugin folder scans that changed what is loaded",
         MetricType::Counter,
+        float(events.reloads),
     );
-    reloads.push(Vec::new(), float(events.reloads));
     let mut loads = Sampled::new(
         "orchestrator_plugin_activations",
         "Plugin versions activated (at start and by hot reload)",
@@ -570,43 +578,43 @@ fn health_families(state: &AppState) -> Vec<Sampled> {
 
 fn traffic_families(state: &AppState) -> Vec<Sampled> {
     let log = state.services().log.stats();
-    let mut queue = Sampled::new(
+    let queue = Sampled::single(
         "orchestrator_request_log_queue_depth",
         "Request-log rows waiting to be written",
         MetricType::Gauge,
+        float(log.queued),
     );
-    queue.push(Vec::new(), float(log.queued));
-    let mut written = Sampled::new(
+    let written = Sampled::single(
         "orchestrator_request_log_written",
         "Request-log rows written",
         MetricType::Counter,
+        float(log.written),
     );
-    written.push(Vec::new(), float(log.written));
-    let mut dropped = Sampled::new(
+    let dropped = Sampled::single(
         "orchestrator_request_log_dropped",
         "Request-log rows dropped because the queue was full (oldest first)",
         MetricType::Counter,
+        float(log.dropped),
     );
-    dropped.push(Vec::new(), float(log.dropped));
-    let mut errors = Sampled::new(
+    let errors = Sampled::single(
         "orchestrator_request_log_write_errors",
         "Request-log batch writes that failed",
         MetricType::Counter,
+        float(log.write_errors),
     );
-    errors.push(Vec::new(), float(log.write_errors));
     let traffic = state.traffic();
-    let mut in_flight = Sampled::new(
+    let in_flight = Sampled::single(
         "orchestrator_in_flight_requests",
         "Requests admitted and not finished (until their response body ends)",
         MetricType::Gauge,
+        float(traffic.in_flight()),
     );
-    in_flight.push(Vec::new(), float(traffic.in_flight()));
-    let mut streams = Sampled::new(
+    let streams = Sampled::single(
         "orchestrator_open_streams",
         "Event-stream responses still sending",
         MetricType::Gauge,
+        float(traffic.open_streams()),
     );
-    streams.push(Vec::new(), float(traffic.open_streams()));
     vec![queue, written, dropped, errors, in_flight, streams]
 }
 

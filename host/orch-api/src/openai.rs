@@ -38,7 +38,6 @@ pub(crate) async fn chat_completions(
     let ingress = ChatIngress {
         dialect: Dialect::OpenAi,
         operation: orch_core::contract::Operation::Chat,
-        request_id: trace.id.to_string(),
         started,
         body,
         path_model: None,

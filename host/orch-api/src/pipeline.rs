@@ -37,7 +37,6 @@ pub(crate) const ADAPTER_HEADER: &str = "x-orchestrator-adapter";
 pub(crate) struct ChatIngress {
     pub(crate) dialect: Dialect,
     pub(crate) operation: Operation,
-    pub(crate) request_id: String,
     pub(crate) started: Instant,
     pub(crate) body: Bytes,
     /// The model named in the URL (Gemini).
@@ -48,6 +47,13 @@ pub(crate) struct ChatIngress {
     pub(crate) query_key: Option<String>,
     /// The request's id and trace context (from the router's layer).
     pub(crate) trace: crate::trace::RequestTrace,
+}
+
+impl ChatIngress {
+    /// The request id (from the router's layer).
+    pub(crate) fn request_id(&self) -> &str {
+        &self.trace.id
+    }
 }
 
 pub(crate) fn unix_ms() -> u64 {
@@ -92,7 +98,7 @@ impl LogDraft {
             started: ingress.started,
             rec: RequestLogRecord {
                 ts_ms: i64::try_from(ts_ms).unwrap_or(i64::MAX),
-                request_id: ingress.request_id.clone(),
+                request_id: ingress.request_id().to_owned(),
                 ingress_dialect: ingress.dialect.as_str().to_string(),
                 requested_model: String::new(),
                 provider: None,
@@ -280,7 +286,8 @@ async fn chat_in(
         Ok(Err(resp)) => return resp,
         Err(err) => {
             log.fail(&err);
-            return render_error(state, err.in_dialect(ingress.dialect), &ingress.request_id).await;
+            return render_error(state, err.in_dialect(ingress.dialect), ingress.request_id())
+                .await;
         }
     };
     if prepared.request.stream && ingress.dialect == Dialect::OpenAi {
@@ -291,7 +298,7 @@ async fn chat_in(
         Ok(Served::Streamed) => ApiError::unavailable("The stream ended.").into_response(),
         Err(err) => {
             log.fail(&err);
-            render_error(state, err.in_dialect(ingress.dialect), &ingress.request_id).await
+            render_error(state, err.in_dialect(ingress.dialect), ingress.request_id()).await
         }
     }
 }
@@ -580,7 +587,7 @@ impl Request {
             return Ok(request);
         };
         let mut profile = ChatProfile::inspect(new.as_bytes()).map_err(|e| {
-            tracing::warn!(request_id = %ingress.request_id, "transformers produced an invalid canonical request: {e}");
+            tracing::warn!(request_id = %ingress.request_id(), "transformers produced an invalid canonical request: {e}");
             ApiError::transformer("request")
         })?;
         if ingress.dialect != Dialect::OpenAi {
@@ -618,7 +625,7 @@ impl Request {
             model,
             identity,
             orch_core::contract::TransformContext {
-                request_id: ingress.request_id.clone(),
+                request_id: ingress.request_id().to_owned(),
                 ingress_dialect: ingress.dialect.as_str().to_string(),
                 requested_model: model.to_string(),
                 streaming: stream,
@@ -716,7 +723,7 @@ impl Request {
             return Ok(request);
         };
         let mut inst = plugin
-            .dialect(&ingress.request_id)
+            .dialect(ingress.request_id())
             .await
             .map_err(|f| dialect_fault(&plugin, &f))?;
         let decoded = inst
@@ -999,7 +1006,7 @@ async fn attempts(
             }
             if sent > 0 {
                 if !rs.budget.withdraw(policy, Instant::now()) {
-                    tracing::info!(request_id = %ingress.request_id, model = %route.name, "retry budget spent");
+                    tracing::info!(request_id = %ingress.request_id(), model = %route.name, "retry budget spent");
                     break 'targets;
                 }
                 // Retrying the same provider: a jittered backoff. (A
@@ -1074,7 +1081,7 @@ async fn attempts(
                 Err(Failed::Final(e)) => return Err(e),
                 Err(Failed::Retry(fault, e)) => {
                     tracing::info!(
-                        request_id = %ingress.request_id, provider = %provider.name,
+                        request_id = %ingress.request_id(), provider = %provider.name,
                         plugin = %plugin.label(), code = %e.code, ?fault, "attempt failed"
                     );
                     let now = Instant::now();
@@ -1189,11 +1196,11 @@ async fn count_locally(
         .cloned()
         .ok_or(why)?;
     let mut inst = plugin
-        .dialect(&ingress.request_id)
+        .dialect(ingress.request_id())
         .await
         .map_err(|f| dialect_fault(&plugin, &f))?;
     let ectx = orch_core::contract::EgressContext {
-        request_id: ingress.request_id.clone(),
+        request_id: ingress.request_id().to_owned(),
         requested_model: request.model.clone(),
         received_at_ms,
     };
@@ -1417,7 +1424,7 @@ impl<'a> Attempt<'a> {
             attempt_deadline = attempt_deadline.min(now + t);
         }
         let ctx = RequestContext {
-            request_id: ingress.request_id.clone(),
+            request_id: ingress.request_id().to_owned(),
             operation: ingress.operation,
             requested_model: request.model.clone(),
             upstream_model: upstream_model.to_owned(),

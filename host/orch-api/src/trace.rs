@@ -256,7 +256,7 @@ pub(crate) fn chat_span(ingress: &ChatIngress) -> Span {
         "gen_ai.usage.output_tokens" = Empty,
         "http.response.status_code" = Empty,
         "error.type" = Empty,
-        request_id = %ingress.request_id,
+        request_id = %ingress.request_id(),
         ingress_dialect = ingress.dialect.as_str(),
     )
 }

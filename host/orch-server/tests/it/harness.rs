@@ -318,3 +318,98 @@ pub fn rss_bytes() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }
+
+/// The real `llm-orchestrator serve` in a process of its own, for what an
+/// in-process gateway cannot show (signals, exit status, the one global
+/// tracing subscriber). Killed if the test ends early.
+pub struct Process {
+    pub child: tokio::process::Child,
+    pub addr: String,
+    /// Holds `gw.toml`, `gw.db`, `plugins/` and `stderr.log`.
+    pub dir: TempDir,
+    pub http: reqwest::Client,
+}
+
+impl Process {
+    /// A temporary folder with `plugins/openai.wasm`; its `plugins` and
+    /// `gw.db` paths are what [`Process::serve`]'s configuration names.
+    pub fn folder() -> TempDir {
+        let dir = TempDir::new().expect("tempdir");
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir(&plugins).expect("plugins folder");
+        std::fs::copy(
+            orch_test_support::component("openai.wasm"),
+            plugins.join("openai.wasm"),
+        )
+        .expect("copy plugin");
+        dir
+    }
+
+    /// Serve `config` (written to `dir/gw.toml`), with `env` adjusting the
+    /// command's environment; wait until it listens and is ready.
+    pub async fn serve(
+        dir: TempDir,
+        config: &str,
+        env: impl FnOnce(&mut tokio::process::Command),
+    ) -> Process {
+        use tokio::io::AsyncBufReadExt;
+        let file = dir.path().join("gw.toml");
+        std::fs::write(&file, config).expect("write config");
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr.log");
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_llm-orchestrator"));
+        command
+            .args(["serve", "--config"])
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true);
+        env(&mut command);
+        let mut child = command.spawn().expect("spawn the gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.expect("stdout line") {
+                if let Some(a) = line.split("listening on http://").nth(1) {
+                    return a.trim().to_string();
+                }
+            }
+            panic!("the gateway exited before listening");
+        })
+        .await
+        .expect("the gateway listens");
+        let process = Process {
+            child,
+            addr,
+            dir,
+            http: reqwest::Client::new(),
+        };
+        for _ in 0..500 {
+            if let Ok(r) = process.http.get(process.url("/readyz")).send().await
+                && r.status() == 200
+            {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("not ready:\n{}", process.stderr());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// What the gateway wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Send a signal by name (`TERM`, `INT`).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-s", name, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}

@@ -4,125 +4,43 @@
 //! log rows are written, and the process exits 0 within the grace period
 //! plus a second. A second signal exits at once.
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use orch_fake_upstream::{FakeConfig, FakeUpstream};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-use crate::harness::{chat_body, sse_data};
+use crate::harness::{Process, chat_body, request_logs, sse_data};
 
-const BIN: &str = env!("CARGO_BIN_EXE_llm-orchestrator");
-
-struct Running {
-    child: Child,
-    addr: String,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
+/// The gateway binary serving model `m` on `fake` with SQLite, plus the
+/// `[server]` keys in `server`.
+async fn start(fake: &FakeUpstream, server: &str) -> Process {
+    let dir = Process::folder();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{server}\n\
+         [database]\nurl = \"sqlite://{db}\"\n\
+         [plugins]\ndir = \"{plugins}\"\n\
+         [request_log]\nflush_interval_ms = 200\n\
+         [[providers]]\nname = \"f\"\nadapter = \"openai\"\nbase_url = \"{base}\"\napi_keys = []\n\
+         [[models]]\nname = \"m\"\ntargets = [{{ provider = \"f\", model = \"fake-model\" }}]\n",
+        db = dir.path().join("gw.db").display(),
+        plugins = dir.path().join("plugins").display(),
+        base = fake.base_url(),
+    );
+    Process::serve(dir, &config, |c| {
+        c.env("RUST_LOG", "info");
+    })
+    .await
 }
 
-impl Running {
-    /// Start `llm-orchestrator serve` with a SQLite file, the OpenAI
-    /// adapter and model `m` on `fake`; wait until it is ready.
-    async fn start(fake: &FakeUpstream, server: &str) -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        let plugins = dir.path().join("plugins");
-        std::fs::create_dir(&plugins).unwrap();
-        std::fs::copy(
-            orch_test_support::component("openai.wasm"),
-            plugins.join("openai.wasm"),
-        )
-        .unwrap();
-        let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{server}\n\
-             [database]\nurl = \"sqlite://{db}\"\n\
-             [plugins]\ndir = \"{plugins}\"\n\
-             [request_log]\nflush_interval_ms = 200\n\
-             [[providers]]\nname = \"f\"\nadapter = \"openai\"\nbase_url = \"{base}\"\napi_keys = []\n\
-             [[models]]\nname = \"m\"\ntargets = [{{ provider = \"f\", model = \"fake-model\" }}]\n",
-            db = dir.path().join("gw.db").display(),
-            plugins = plugins.display(),
-            base = fake.base_url(),
-        );
-        let file = dir.path().join("gw.toml");
-        std::fs::write(&file, config).unwrap();
-        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&file)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(a) = line.split("listening on http://").nth(1) {
-                    return a.trim().to_string();
-                }
-            }
-            panic!("the gateway exited before listening");
-        })
-        .await
-        .expect("the gateway listens");
-        let http = reqwest::Client::new();
-        let running = Running {
-            child,
-            addr,
-            dir,
-            http,
-        };
-        for _ in 0..500 {
-            if let Ok(r) = running.http.get(running.url("/readyz")).send().await
-                && r.status() == 200
-            {
-                return running;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("not ready:\n{}", running.stderr());
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-s", name, &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    async fn chat_stream(&self) -> reqwest::Response {
-        let r = self
-            .http
-            .post(self.url("/v1/chat/completions"))
-            .json(&chat_body("m", true))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r
-    }
-}
-
-async fn request_logs(db: &Path) -> Vec<orch_store::RequestLogRecord> {
-    let store = orch_store::Store::connect(&format!("sqlite://{}", db.display()))
+async fn chat_stream(gw: &Process) -> reqwest::Response {
+    let r = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat_body("m", true))
+        .send()
         .await
         .unwrap();
-    store.recent_request_logs(1000).await.unwrap()
+    assert_eq!(r.status(), 200);
+    r
 }
 
 #[tokio::test]
@@ -137,7 +55,7 @@ async fn sigterm_drains_streams_flushes_the_log_and_exits_0_in_time() {
     })
     .await
     .unwrap();
-    let mut gw = Running::start(
+    let mut gw = start(
         &fake,
         &format!(
             "drain_delay_ms = {}\nshutdown_grace_ms = {}",
@@ -149,7 +67,7 @@ async fn sigterm_drains_streams_flushes_the_log_and_exits_0_in_time() {
 
     let mut streams = Vec::new();
     for _ in 0..STREAMS {
-        streams.push(tokio::spawn(sse_data(gw.chat_stream().await)));
+        streams.push(tokio::spawn(sse_data(chat_stream(&gw).await)));
     }
     gw.signal("TERM");
     let signalled = Instant::now();
@@ -220,7 +138,7 @@ async fn sigterm_drains_streams_flushes_the_log_and_exits_0_in_time() {
         assert!(log.contains(phase), "phase {phase:?} not logged:\n{log}");
     }
 
-    let rows = request_logs(&gw.dir.path().join("gw.db")).await;
+    let rows = request_logs(&gw.dir).await;
     let streamed = rows
         .iter()
         .filter(|r| r.streamed && r.status == 200)
@@ -242,8 +160,8 @@ async fn a_second_signal_exits_at_once() {
     })
     .await
     .unwrap();
-    let mut gw = Running::start(&fake, "drain_delay_ms = 5000\nshutdown_grace_ms = 30000").await;
-    let stream = gw.chat_stream().await;
+    let mut gw = start(&fake, "drain_delay_ms = 5000\nshutdown_grace_ms = 30000").await;
+    let stream = chat_stream(&gw).await;
     gw.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = gw.http.get(gw.url("/readyz")).send().await.unwrap();
@@ -274,8 +192,8 @@ async fn streams_that_outlast_the_grace_period_are_cut_and_the_process_exits_in_
     })
     .await
     .unwrap();
-    let mut gw = Running::start(&fake, "drain_delay_ms = 500\nshutdown_grace_ms = 2000").await;
-    let streams: Vec<_> = futures_util::future::join_all((0..3).map(|_| gw.chat_stream())).await;
+    let mut gw = start(&fake, "drain_delay_ms = 500\nshutdown_grace_ms = 2000").await;
+    let streams: Vec<_> = futures_util::future::join_all((0..3).map(|_| chat_stream(&gw))).await;
     gw.signal("TERM");
     let signalled = Instant::now();
     let status = tokio::time::timeout(grace + Duration::from_secs(1), gw.child.wait())
@@ -291,7 +209,7 @@ async fn streams_that_outlast_the_grace_period_are_cut_and_the_process_exits_in_
         assert!(!body.contains("[DONE]"), "{body}");
     }
     // The cut streams are in the request log, as cancelled.
-    let rows = request_logs(&gw.dir.path().join("gw.db")).await;
+    let rows = request_logs(&gw.dir).await;
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(
         rows.iter()

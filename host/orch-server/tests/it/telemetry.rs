@@ -9,7 +9,7 @@ use std::time::Duration;
 use orch_fake_upstream::{FakeConfig, FakeUpstream};
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, Spec, chat_body, request_logs};
+use crate::harness::{Gateway, Process, Spec, chat_body, request_logs};
 
 const CLIENT_KEY: &str = "sk-client-key-for-telemetry";
 const ADMIN: &str = "admin-token-for-telemetry";
@@ -437,17 +437,6 @@ async fn each_failover_attempt_has_its_own_span_in_the_same_trace() {
     gw.stop().await;
 }
 
-/// Kills the gateway process if the test ends early.
-struct Process(Option<tokio::process::Child>);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.start_kill();
-        }
-    }
-}
-
 /// A string attribute's value, or an integer's as text.
 fn attribute(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> Option<String> {
     use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
@@ -489,73 +478,29 @@ async fn spans_go_to_the_otlp_collector_without_content_or_keys() {
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(
-        orch_test_support::component("openai.wasm"),
-        plugins.join("openai.wasm"),
-    )
-    .unwrap();
-    let config = dir.path().join("gw.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_delay_ms = 0\nshutdown_grace_ms = 2000\n\
-             [database]\nurl = \"sqlite://{db}\"\n\
-             [plugins]\ndir = \"{plugins}\"\nwatch = false\n\
-             [auth]\nclient_keys = [\"{CLIENT_KEY}\"]\n\
-             [logging]\nformat = \"json\"\nfilter = \"info,orch_api=debug\"\n\
-             [telemetry]\notlp_endpoint = \"http://{collector_addr}\"\nservice_name = \"gw-under-test\"\n\
-             [[providers]]\nname = \"fake\"\nadapter = \"openai\"\nbase_url = \"{base}\"\n\
-             api_keys = [\"{PROVIDER_KEY}\"]\n\
-             [[models]]\nname = \"m\"\ntargets = [{{ provider = \"fake\", model = \"fake-model\" }}]\n",
-            db = dir.path().join("gw.db").display(),
-            plugins = plugins.display(),
-            base = fake.base_url(),
-        ),
-    )
-    .unwrap();
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_llm-orchestrator"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(std::process::Stdio::piped())
-        .stderr(stderr)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut process = Process(Some(child));
-    let addr = {
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let find = async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(a) = line.split("listening on http://").nth(1) {
-                    return a.trim().to_string();
-                }
-            }
-            panic!("the gateway exited before listening");
-        };
-        tokio::time::timeout(Duration::from_secs(60), find)
-            .await
-            .expect("the gateway listens")
-    };
-    let http = reqwest::Client::new();
-    for _ in 0..500 {
-        if let Ok(r) = http.get(format!("http://{addr}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let resp = http
-        .post(format!("http://{addr}/v1/chat/completions"))
+    let dir = Process::folder();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_delay_ms = 0\nshutdown_grace_ms = 2000\n\
+         [database]\nurl = \"sqlite://{db}\"\n\
+         [plugins]\ndir = \"{plugins}\"\nwatch = false\n\
+         [auth]\nclient_keys = [\"{CLIENT_KEY}\"]\n\
+         [logging]\nformat = \"json\"\nfilter = \"info,orch_api=debug\"\n\
+         [telemetry]\notlp_endpoint = \"http://{collector_addr}\"\nservice_name = \"gw-under-test\"\n\
+         [[providers]]\nname = \"fake\"\nadapter = \"openai\"\nbase_url = \"{base}\"\n\
+         api_keys = [\"{PROVIDER_KEY}\"]\n\
+         [[models]]\nname = \"m\"\ntargets = [{{ provider = \"fake\", model = \"fake-model\" }}]\n",
+        db = dir.path().join("gw.db").display(),
+        plugins = dir.path().join("plugins").display(),
+        base = fake.base_url(),
+    );
+    let mut gw = Process::serve(dir, &config, |c| {
+        c.env_remove("RUST_LOG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+    })
+    .await;
+    let resp = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
         .bearer_auth(CLIENT_KEY)
         .header("x-request-id", "otlp-request-1")
         .header(
@@ -578,14 +523,8 @@ async fn spans_go_to_the_otlp_collector_without_content_or_keys() {
     let (_, upstream_span, _) = traceparent(&upstream_tp);
 
     // Shut down: the spans still queued are flushed before the exit.
-    let mut child = process.0.take().unwrap();
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+    gw.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(60), gw.child.wait())
         .await
         .expect("the gateway exits")
         .unwrap();
@@ -705,7 +644,7 @@ async fn spans_go_to_the_otlp_collector_without_content_or_keys() {
     );
 
     // JSON log lines carry the request span's fields.
-    let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    let log = gw.stderr();
     let tagged = log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
