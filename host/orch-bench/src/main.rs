@@ -231,7 +231,8 @@ async fn run(cli: &Cli) -> Result<Report> {
     let failover = measure_failover(&mut services, effort).await?;
     let chains = measure_chains(&mut services, effort).await?;
     let after_load = procs::memory(services.gateway.pid())?;
-    let persistence = measure_persistence(cli, &mut services, effort, scratch.path()).await?;
+    let (persistence, idle_warm) =
+        measure_persistence(cli, &mut services, effort, scratch.path()).await?;
     services.stop().await;
 
     Ok(Report {
@@ -250,6 +251,7 @@ async fn run(cli: &Cli) -> Result<Report> {
         persistence,
         persistence_concurrency: PERSISTENCE_CONCURRENCY,
         idle,
+        idle_warm,
         after_load,
         plugins,
         translation,
@@ -714,10 +716,11 @@ async fn measure_persistence(
     services: &mut Services,
     effort: Effort,
     scratch: &Path,
-) -> Result<Vec<PersistenceRun>> {
+) -> Result<(Vec<PersistenceRun>, Option<procs::Memory>)> {
     let plugins = std::path::absolute(&cli.plugins).context("resolving --plugins")?;
     let mut runs = Vec::new();
     let mut gateways: Vec<Option<(Service, Option<String>)>> = Vec::new();
+    let mut idle_warm = None;
     for (i, backend) in Backend::ALL.into_iter().enumerate() {
         let sqlite = format!(
             "sqlite://{}",
@@ -748,6 +751,7 @@ async fn measure_persistence(
             procs::persistence_config(
                 &url,
                 &plugins,
+                &scratch.join(procs::PLUGIN_CACHE),
                 services.fake.addr(),
                 backend != Backend::Nothing,
                 redis,
@@ -767,6 +771,12 @@ async fn measure_persistence(
         )
         .await?;
         gateway.wait_ready("/readyz").await?;
+        if idle_warm.is_none() {
+            // The first of these starts found every plugin compiled by the
+            // benchmark's first gateway.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            idle_warm = Some(procs::memory(gateway.pid())?);
+        }
         let bearer = match redis {
             Some(_) => Some(limited_client_key(gateway.addr()).await?),
             None => None,
@@ -814,7 +824,7 @@ async fn measure_persistence(
         let median = rounds.len() / 2;
         run.outcome = rounds.into_iter().nth(median);
     }
-    Ok(runs)
+    Ok((runs, idle_warm))
 }
 
 /// A database `orch_bench` created afresh on `server`; its URL.

@@ -246,6 +246,10 @@ pub struct GatewaySetup {
     pub chains: bool,
 }
 
+/// The compile cache folder, beside the database: the gateways of one run
+/// share it, so the first start compiles and later ones map.
+pub const PLUGIN_CACHE: &str = "plugin-cache";
+
 /// The gateway configuration for the benchmark. It listens on port 0: the
 /// gateway prints the port it got, so there is no free-port race. The
 /// Anthropic and Gemini providers get a literal key (the fake wants one,
@@ -255,6 +259,13 @@ pub struct GatewaySetup {
 pub fn gateway_config(setup: &GatewaySetup) -> String {
     let database = toml_string(&format!("sqlite://{}", setup.database.display()));
     let plugins = toml_string(&setup.plugins.display().to_string());
+    let cache = toml_string(
+        &setup
+            .database
+            .with_file_name(PLUGIN_CACHE)
+            .display()
+            .to_string(),
+    );
     let key = toml_string(crate::load::API_KEY);
     format!(
         r#"[server]
@@ -265,6 +276,7 @@ url = {database}
 
 [plugins]
 dir = {plugins}
+cache_dir = {cache}
 watch = false
 
 [logging]
@@ -385,6 +397,7 @@ pub const BENCH_ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
 pub fn persistence_config(
     database_url: &str,
     plugins: &Path,
+    cache: &Path,
     fake: SocketAddr,
     log: bool,
     redis: Option<&str>,
@@ -401,6 +414,7 @@ enabled = {log}
 
 [plugins]
 dir = {plugins}
+cache_dir = {cache}
 watch = false
 
 [logging]
@@ -420,6 +434,7 @@ targets = [{{ provider = "fake", model = "{DEFAULT_MODEL}", weight = 1 }}]
 "#,
         database = toml_string(database_url),
         plugins = toml_string(&plugins.display().to_string()),
+        cache = toml_string(&cache.display().to_string()),
         token = toml_string(BENCH_ADMIN_TOKEN),
     );
     if let Some(url) = redis {

@@ -235,6 +235,9 @@ pub struct RequestLogConfig {
 pub struct PluginsConfig {
     /// The folder plugins are loaded from.
     pub dir: PathBuf,
+    /// Where compiled plugins are kept between starts and reloads (`None`:
+    /// every start compiles every plugin in memory).
+    pub cache_dir: Option<PathBuf>,
     /// CPU deadline for one plugin call.
     pub call_timeout: Duration,
     /// Linear memory cap per plugin instance.
@@ -627,6 +630,7 @@ impl Default for RawRequestLog {
 #[serde(deny_unknown_fields, default)]
 struct RawPlugins {
     dir: PathBuf,
+    cache_dir: Option<PathBuf>,
     call_timeout_ms: u64,
     memory_limit_mib: u64,
     max_output_mib: u64,
@@ -642,6 +646,7 @@ impl Default for RawPlugins {
     fn default() -> Self {
         RawPlugins {
             dir: PathBuf::from("target/plugins"),
+            cache_dir: None,
             call_timeout_ms: 50,
             memory_limit_mib: 64,
             max_output_mib: 16,
@@ -1288,6 +1293,7 @@ fn validate(
         },
         plugins: PluginsConfig {
             dir: raw.plugins.dir,
+            cache_dir: raw.plugins.cache_dir.filter(|d| !d.as_os_str().is_empty()),
             call_timeout: Duration::from_millis(raw.plugins.call_timeout_ms),
             memory_limit_bytes: mib(raw.plugins.memory_limit_mib),
             max_output_bytes: mib(raw.plugins.max_output_mib),

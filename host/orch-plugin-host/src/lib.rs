@@ -10,6 +10,7 @@
 
 mod adapter;
 mod bindings;
+mod cache;
 mod convert;
 mod dialect;
 mod error;
@@ -23,6 +24,7 @@ mod transformer;
 mod watcher;
 
 pub use adapter::AdapterInstance;
+pub use cache::CacheOutcome;
 pub use dialect::DialectInstance;
 pub use error::{CallError, PluginFault};
 pub use loader::LoadedPlugin;

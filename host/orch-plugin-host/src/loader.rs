@@ -11,6 +11,7 @@ use wasmtime::component::{Component, InstancePre};
 
 use crate::adapter::AdapterInstance;
 use crate::bindings::{adapter, dialect, transformer};
+use crate::cache::CacheOutcome;
 use crate::convert;
 use crate::dialect::DialectInstance;
 use crate::error::{CallError, PluginFault};
@@ -40,6 +41,8 @@ pub struct LoadedPlugin {
     pub loaded_at: SystemTime,
     /// How long compiling and validating took.
     pub load_time: Duration,
+    /// Whether its compiled code came from the compile cache.
+    pub compiled: CacheOutcome,
     /// Calls, faults and quarantine of this version.
     pub stats: PluginStats,
     pub(crate) runtime: Arc<Runtime>,
@@ -214,11 +217,15 @@ pub(crate) async fn load(
     let started = Instant::now();
     let size = bytes.len() as u64;
     check_header(&bytes)?;
-    let engine = runtime.engine.clone();
-    let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-        .await
-        .map_err(|e| format!("compilation task failed: {e}"))?
-        .map_err(|e| format!("not a valid component: {}", first_line(&e)))?;
+    let rt = runtime.clone();
+    let hash = sha256.clone();
+    let (component, compiled) = tokio::task::spawn_blocking(move || match &rt.cache {
+        Some(cache) => cache.component(&rt, &bytes, &hash),
+        None => crate::cache::compile_in_memory(&rt, &bytes).map(|c| (c, CacheOutcome::Compiled)),
+    })
+    .await
+    .map_err(|e| format!("compilation task failed: {e}"))?
+    .map_err(|e| format!("not a valid component: {}", first_line(&e)))?;
 
     let (kind, contract) = contract_export(&runtime, &component)?;
     let mut linker = runtime.linker.clone();
@@ -289,6 +296,7 @@ pub(crate) async fn load(
         size,
         loaded_at: SystemTime::now(),
         load_time: started.elapsed(),
+        compiled,
         stats: PluginStats::default(),
         runtime,
         pre,

@@ -7,7 +7,7 @@
 //! takes its plugin away. Requests hold an `Arc` of the plugin they started
 //! with, so in-flight work finishes on its version.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use orch_core::contract::PluginKind;
 use sha2::{Digest, Sha256};
 
+use crate::cache::CompileCache;
 use crate::loader::{self, LoadedPlugin, MAX_FILE_BYTES};
 use crate::runtime::{Limits, Runtime};
 
@@ -137,12 +138,36 @@ impl PluginHost {
     /// Create the runtime for a plugins folder (created if missing). Nothing
     /// is loaded until [`PluginHost::reload`].
     pub fn new(dir: impl Into<PathBuf>, limits: Limits) -> Result<Arc<PluginHost>, String> {
+        Self::build(dir.into(), limits, None)
+    }
+
+    /// Like [`PluginHost::new`], keeping compiled plugins in `cache_dir`
+    /// (created owner-only): a start or reload maps a plugin it compiled
+    /// before instead of compiling it again, and plugin code is paged in as
+    /// it runs instead of held in anonymous memory. Refused when `cache_dir`
+    /// is the plugins folder or inside it, or writable by others.
+    pub fn with_compile_cache(
+        dir: impl Into<PathBuf>,
+        limits: Limits,
+        cache_dir: &Path,
+    ) -> Result<Arc<PluginHost>, String> {
+        Self::build(dir.into(), limits, Some(cache_dir))
+    }
+
+    fn build(
+        dir: PathBuf,
+        limits: Limits,
+        cache_dir: Option<&Path>,
+    ) -> Result<Arc<PluginHost>, String> {
         crate::memory::map_large_blocks();
-        let dir = dir.into();
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create plugins folder {}: {e}", dir.display()))?;
+        let mut runtime = Runtime::new(limits)?;
+        if let Some(cache_dir) = cache_dir {
+            runtime.cache = Some(CompileCache::open(cache_dir, &dir, &runtime.engine)?);
+        }
         Ok(Arc::new(PluginHost {
-            runtime: Arc::new(Runtime::new(limits)?),
+            runtime: Arc::new(runtime),
             dir,
             current: ArcSwap::from_pointee(Snapshot::default()),
             reload_lock: tokio::sync::Mutex::new(()),
@@ -153,6 +178,11 @@ impl PluginHost {
     /// The plugins folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The compile cache folder, if there is one.
+    pub fn compile_cache(&self) -> Option<&Path> {
+        self.runtime.cache.as_ref().map(CompileCache::dir)
     }
 
     /// The limits plugin calls run under.
@@ -240,6 +270,14 @@ impl PluginHost {
                 events.reloads += 1;
             }
         }
+        // The plugins the cache must keep: every file's serving version.
+        let live: HashSet<String> = files
+            .values()
+            .filter_map(|state| match state {
+                FileState::Loaded(p) => Some(p.sha256.clone()),
+                FileState::Rejected { serving, .. } => serving.as_ref().map(|p| p.sha256.clone()),
+            })
+            .collect();
         if !report.is_empty() || old.files.len() != files.len() {
             self.current.store(Arc::new(Snapshot {
                 generation: old.generation + 1,
@@ -247,6 +285,15 @@ impl PluginHost {
                 active,
                 shadowed,
             }));
+        }
+        if self.runtime.cache.is_some() {
+            let runtime = self.runtime.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(cache) = &runtime.cache {
+                    cache.retain(&live);
+                }
+            })
+            .await;
         }
         if compiled {
             // Compiling leaves tens of MiB freed in the allocator's arenas.

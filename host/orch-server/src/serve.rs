@@ -148,12 +148,21 @@ pub async fn serve(
         },
     );
 
-    let plugins = PluginHost::new(&config.plugins.dir, Limits::from_config(&config.plugins))
-        .map_err(anyhow::Error::msg)?;
+    let limits = Limits::from_config(&config.plugins);
+    let plugins = match &config.plugins.cache_dir {
+        Some(cache) => PluginHost::with_compile_cache(&config.plugins.dir, limits, cache),
+        None => PluginHost::new(&config.plugins.dir, limits),
+    }
+    .map_err(anyhow::Error::msg)?;
     let report = plugins.reload().await;
     let snapshot = plugins.snapshot();
+    let from_cache = snapshot
+        .active()
+        .filter(|p| p.compiled == orch_plugin_host::CacheOutcome::Hit)
+        .count();
     tracing::info!(
         dir = %config.plugins.dir.display(),
+        from_cache,
         active = snapshot.active().count(),
         rejected = report.rejected.len(),
         "plugins loaded"

@@ -11,6 +11,7 @@
 mod admin;
 mod api;
 mod cli;
+mod compile_cache;
 mod databases;
 mod db_outage;
 mod dialects;
