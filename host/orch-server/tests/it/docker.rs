@@ -485,6 +485,14 @@ async fn the_image_runs_as_its_user_writing_only_to_its_data_volume() {
         image.data.join("orchestrator.db").is_file(),
         "the SQLite database is in the data volume"
     );
+    let cached = std::fs::read_dir(image.data.join("plugin-cache"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert!(cached > 0, "the compile cache is in the data volume");
     assert_eq!(
         tree(root, &image.data),
         before,
