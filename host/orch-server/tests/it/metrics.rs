@@ -95,7 +95,12 @@ async fn metrics_match_a_mixed_workload() {
         .key(CANARY_KEY)
         .provider("bad", "openai", &base)
         .model("m", &[("good", "fake-model", 1)])
-        .model("fo", &[("bad", "status-500", 1), ("good", "fake-model", 1)])
+        // The bad target nearly always first: every request fails over
+        // (equal weights left all four on the good one one run in sixteen).
+        .model(
+            "fo",
+            &[("bad", "status-500", 1000), ("good", "fake-model", 1)],
+        )
         .model("m5", &[("bad", "status-503", 1)]);
     let gw = Gateway::start(spec).await;
 
