@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::runtime::{Runtime, compatibility};
+use crate::runtime::Runtime;
 
 const EXTENSION: &str = "cwasm";
 /// Hex digits of an entry's own hash kept in its name.
@@ -53,9 +53,10 @@ pub(crate) struct CompileCache {
 }
 
 impl CompileCache {
-    /// Open (creating it owner-only) the cache folder `dir`. Refused when it
-    /// is or lies inside `plugins_dir`, or when others may write to it.
-    pub(crate) fn open(dir: &Path, plugins_dir: &Path, engine: &Engine) -> Result<Self, String> {
+    /// Open (creating it owner-only) the cache folder `dir` for an engine of
+    /// `compatibility`. Refused when it is or lies inside `plugins_dir`, or
+    /// when others may write to it.
+    pub(crate) fn open(dir: &Path, plugins_dir: &Path, compatibility: u64) -> Result<Self, String> {
         create_private_dir(dir)
             .map_err(|e| format!("cannot create the compile cache {}: {e}", dir.display()))?;
         let canonical = dir
@@ -73,13 +74,8 @@ impl CompileCache {
         check_private(&canonical)?;
         Ok(CompileCache {
             dir: canonical,
-            engine_key: format!("{:016x}", compatibility(engine)),
+            engine_key: format!("{compatibility:016x}"),
         })
-    }
-
-    /// The cache folder.
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// The compiled form of `bytes` (whose sha256 is `sha256`): mapped from a
@@ -162,7 +158,7 @@ impl CompileCache {
         None
     }
 
-    /// Write `compiled` as the entry for `sha256` (atomically: a temporary
+    /// Write the artifact `content` as the entry for `sha256` (atomically: a temporary
     /// file renamed into place) and load it back from there.
     fn store(&self, engine: &Engine, content: &[u8], sha256: &str) -> Result<Component, String> {
         let name = format!(
@@ -221,7 +217,7 @@ fn load_compiled(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component
 
 /// `(wasm sha256, engine key, entry hash)` of an entry's file name.
 fn parse_name(name: &str) -> Option<(&str, &str, &str)> {
-    let stem = name.strip_suffix(".cwasm")?;
+    let stem = name.strip_suffix(EXTENSION)?.strip_suffix('.')?;
     let mut parts = stem.split('-');
     let (sha, engine, entry) = (parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());

@@ -164,7 +164,7 @@ impl PluginHost {
             .map_err(|e| format!("cannot create plugins folder {}: {e}", dir.display()))?;
         let mut runtime = Runtime::new(limits)?;
         if let Some(cache_dir) = cache_dir {
-            runtime.cache = Some(CompileCache::open(cache_dir, &dir, &runtime.engine)?);
+            runtime.cache = Some(CompileCache::open(cache_dir, &dir, runtime.compatibility)?);
         }
         Ok(Arc::new(PluginHost {
             runtime: Arc::new(runtime),
@@ -178,11 +178,6 @@ impl PluginHost {
     /// The plugins folder.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// The compile cache folder, if there is one.
-    pub fn compile_cache(&self) -> Option<&Path> {
-        self.runtime.cache.as_ref().map(CompileCache::dir)
     }
 
     /// The limits plugin calls run under.
@@ -271,13 +266,17 @@ impl PluginHost {
             }
         }
         // The plugins the cache must keep: every file's serving version.
-        let live: HashSet<String> = files
-            .values()
-            .filter_map(|state| match state {
-                FileState::Loaded(p) => Some(p.sha256.clone()),
-                FileState::Rejected { serving, .. } => serving.as_ref().map(|p| p.sha256.clone()),
-            })
-            .collect();
+        let live: Option<HashSet<String>> = self.runtime.cache.is_some().then(|| {
+            files
+                .values()
+                .filter_map(|state| match state {
+                    FileState::Loaded(p) => Some(p.sha256.clone()),
+                    FileState::Rejected { serving, .. } => {
+                        serving.as_ref().map(|p| p.sha256.clone())
+                    }
+                })
+                .collect()
+        });
         if !report.is_empty() || old.files.len() != files.len() {
             self.current.store(Arc::new(Snapshot {
                 generation: old.generation + 1,
@@ -286,7 +285,7 @@ impl PluginHost {
                 shadowed,
             }));
         }
-        if self.runtime.cache.is_some() {
+        if let Some(live) = live {
             let runtime = self.runtime.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 if let Some(cache) = &runtime.cache {

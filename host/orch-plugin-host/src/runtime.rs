@@ -86,6 +86,8 @@ pub(crate) struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
     pub(crate) limits: Limits,
+    /// The serving engine's [`compatibility`].
+    pub(crate) compatibility: u64,
     /// The engine configuration plugins are compiled under: the serving
     /// engine's, without its instance pool.
     compiler: Config,
@@ -161,6 +163,7 @@ impl Runtime {
             })
             .map_err(|e| format!("cannot start the epoch ticker: {e}"))?;
         Ok(Runtime {
+            compatibility: compatibility(&engine),
             engine,
             linker,
             limits,
@@ -178,7 +181,7 @@ impl Runtime {
     /// the serving engine lives as long as the gateway.
     pub(crate) fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Vec<u8>> {
         let compiler = Engine::new(&self.compiler)?;
-        if compatibility(&compiler) == compatibility(&self.engine) {
+        if compatibility(&compiler) == self.compatibility {
             compiler.precompile_component(bytes)
         } else {
             self.engine.precompile_component(bytes)
