@@ -1922,6 +1922,9 @@ impl Streaming {
         }
         loop {
             if self.out.done {
+                // The upstream connection goes back to its pool once the
+                // body's end is read.
+                self.frames.release();
                 let tail = self.out.tail().await;
                 let tail = match tail {
                     Ok(t) => t,

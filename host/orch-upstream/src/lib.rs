@@ -1,7 +1,15 @@
-//! The host's HTTP client for upstream providers: one pooled `reqwest`
-//! client, credentials injected after the plugin built the request, timeouts
-//! for connect, response headers and every read, bounded bodies, and framing
-//! of streaming bodies (SSE, NDJSON, raw) for the adapter's stream decoder.
+//! The host's HTTP client for upstream providers: pooled connections,
+//! credentials injected after the plugin built the request, timeouts for
+//! connect, response headers and every read, bounded bodies, and framing of
+//! streaming bodies (SSE, NDJSON, raw) for the adapter's stream decoder.
+//!
+//! `https://` origins go through one pooled `reqwest` client (TLS, HTTP/2,
+//! proxies from the environment). Plain `http://` origins, the usual way to
+//! reach self-hosted inference servers on the same host or network, use
+//! [`h1`]'s connections, which the request's own task drives; when a proxy
+//! is configured in the environment they go through `reqwest` as well.
+
+mod h1;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,7 +18,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use eventsource_stream::Eventsource;
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use http_body_util::{BodyDataStream, Full};
 use orch_core::config::UpstreamConfig;
 use orch_core::contract::{Credential, Frame, Framing, UpstreamRequest};
 use secrecy::{ExposeSecret, SecretString};
@@ -55,6 +64,9 @@ impl UpstreamError {
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: reqwest::Client,
+    /// Connections to `http://` origins; `None` when the environment names
+    /// a proxy for them.
+    direct: Option<Arc<h1::Pool>>,
     header_timeout: Duration,
     idle_timeout: Duration,
     max_body: usize,
@@ -66,10 +78,27 @@ pub struct UpstreamResponse {
     pub status: u16,
     /// Response headers, lower-case names, values that are not UTF-8 dropped.
     pub headers: Vec<(String, String)>,
-    inner: reqwest::Response,
+    inner: Inner,
     idle_timeout: Duration,
     max_body: usize,
 }
+
+enum Inner {
+    Pooled(reqwest::Response),
+    Direct(Box<h1::Body>),
+}
+
+/// Environment variables through which `reqwest` sends `http://` requests
+/// to a proxy.
+const HTTP_PROXY_VARS: [&str; 4] = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+
+/// Frames read after a stream's logical end before its connection is given
+/// up, and how long they are awaited.
+const DRAIN_FRAMES: usize = 16;
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+
+/// The `user-agent` sent when the plugin sets none.
+const USER_AGENT: &str = concat!("llm-orchestrator/", env!("CARGO_PKG_VERSION"));
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -78,15 +107,7 @@ fn millis(d: Duration) -> u64 {
 /// Describe a reqwest error without its URL (which may carry a query-string
 /// credential) and with its cause chain.
 fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
+    describe_chain(&e.without_url())
 }
 
 impl UpstreamClient {
@@ -98,11 +119,16 @@ impl UpstreamClient {
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("llm-orchestrator/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| UpstreamError::InvalidRequest(describe(e)))?;
+        let proxied = HTTP_PROXY_VARS
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
         Ok(UpstreamClient {
             client,
+            direct: (!proxied)
+                .then(|| Arc::new(h1::Pool::new(cfg.connect_timeout, cfg.pool_idle_timeout))),
             header_timeout: cfg.header_timeout,
             idle_timeout: cfg.idle_timeout,
             max_body: cfg.max_response_bytes,
@@ -171,13 +197,18 @@ impl UpstreamClient {
                 }
             }
         }
+        let wait = deadline.map_or(self.header_timeout, |d| d.min(self.header_timeout));
+        if let (Some(pool), "http") = (&self.direct, url.scheme()) {
+            return self
+                .send_direct(pool, method, url, headers, body, wait)
+                .await;
+        }
         let request = self.client.request(method, url).headers(headers);
         let request = if body.is_empty() {
             request
         } else {
             request.body(body)
         };
-        let wait = deadline.map_or(self.header_timeout, |d| d.min(self.header_timeout));
         let inner = match tokio::time::timeout(wait, request.send()).await {
             Err(_) => return Err(UpstreamError::HeaderTimeout(millis(wait))),
             Ok(Err(e)) if e.is_connect() => return Err(UpstreamError::Connect(describe(e))),
@@ -185,31 +216,137 @@ impl UpstreamClient {
             Ok(Err(e)) => return Err(UpstreamError::Transport(describe(e))),
             Ok(Ok(r)) => r,
         };
-        let headers = inner
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        Ok(UpstreamResponse {
-            status: inner.status().as_u16(),
+        let (status, headers) = (inner.status(), header_pairs(inner.headers()));
+        Ok(self.response(status, headers, Inner::Pooled(inner)))
+    }
+
+    /// Send to a plain-HTTP origin on a connection this task drives.
+    async fn send_direct(
+        &self,
+        pool: &Arc<h1::Pool>,
+        method: http::Method,
+        url: url::Url,
+        mut headers: http::HeaderMap,
+        body: Bytes,
+        wait: Duration,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let host = url
+            .host_str()
+            .ok_or_else(|| UpstreamError::InvalidRequest("the URL names no host".into()))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let authority = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        let host_value = http::HeaderValue::from_str(&authority)
+            .map_err(|_| UpstreamError::InvalidRequest("the URL's host".into()))?;
+        headers.insert(http::header::HOST, host_value);
+        if !headers.contains_key(http::header::USER_AGENT) {
+            headers.insert(
+                http::header::USER_AGENT,
+                http::HeaderValue::from_static(USER_AGENT),
+            );
+        }
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let mut request = http::Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = target
+            .parse()
+            .map_err(|_| UpstreamError::InvalidRequest("the URL's path".into()))?;
+        *request.headers_mut() = headers;
+        // Host names in brackets are IPv6 literals; the socket wants them bare.
+        let origin = h1::Origin {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port,
+        };
+        let resp = match tokio::time::timeout(wait, pool.send(&origin, request)).await {
+            Err(_) => return Err(UpstreamError::HeaderTimeout(millis(wait))),
+            Ok(Err(h1::Failure::Connect(e))) => {
+                return Err(UpstreamError::Connect(format!(
+                    "{}:{}: {e}",
+                    origin.host, origin.port
+                )));
+            }
+            Ok(Err(h1::Failure::Transport(e))) => {
+                return Err(UpstreamError::Transport(describe_chain(&e)));
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        let (parts, body) = resp.into_parts();
+        Ok(self.response(
+            parts.status,
+            header_pairs(&parts.headers),
+            Inner::Direct(Box::new(body)),
+        ))
+    }
+
+    fn response(
+        &self,
+        status: http::StatusCode,
+        headers: Vec<(String, String)>,
+        inner: Inner,
+    ) -> UpstreamResponse {
+        UpstreamResponse {
+            status: status.as_u16(),
             headers,
             inner,
             idle_timeout: self.idle_timeout,
             max_body: self.max_body,
-        })
+        }
+    }
+}
+
+/// Response headers as lower-case names and values; values that are not
+/// UTF-8 are dropped.
+fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// An error with its cause chain.
+fn describe_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+/// The body as a stream of data chunks, trailers skipped.
+fn data_stream(inner: Inner) -> Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>> {
+    match inner {
+        Inner::Pooled(r) => Box::pin(
+            r.bytes_stream()
+                .map_err(|e| UpstreamError::Transport(describe(e))),
+        ),
+        Inner::Direct(b) => Box::pin(
+            BodyDataStream::new(*b).map_err(|e| UpstreamError::Transport(describe_chain(&e))),
+        ),
     }
 }
 
 impl UpstreamResponse {
     /// Read the whole body, bounded in size and in silence between reads.
-    pub async fn read_body(mut self) -> Result<Bytes, UpstreamError> {
+    pub async fn read_body(self) -> Result<Bytes, UpstreamError> {
         let mut buf = BytesMut::new();
+        let mut chunks = data_stream(self.inner);
         loop {
-            match tokio::time::timeout(self.idle_timeout, self.inner.chunk()).await {
+            match tokio::time::timeout(self.idle_timeout, chunks.next()).await {
                 Err(_) => return Err(UpstreamError::IdleTimeout(millis(self.idle_timeout))),
-                Ok(Err(e)) => return Err(UpstreamError::Transport(describe(e))),
-                Ok(Ok(None)) => return Ok(buf.freeze()),
-                Ok(Ok(Some(chunk))) => {
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(None) => return Ok(buf.freeze()),
+                Ok(Some(Ok(chunk))) => {
                     if buf.len() + chunk.len() > self.max_body {
                         return Err(UpstreamError::TooLarge(self.max_body));
                     }
@@ -225,8 +362,8 @@ impl UpstreamResponse {
         let max = self.max_body;
         let since_event = Arc::new(AtomicUsize::new(0));
         let counter = since_event.clone();
-        let bytes = self.inner.bytes_stream().map(move |r| {
-            let chunk = r.map_err(|e| UpstreamError::Transport(describe(e)))?;
+        let bytes = data_stream(self.inner).map(move |r| {
+            let chunk = r?;
             if counter.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len() > max {
                 return Err(UpstreamError::TooLarge(max));
             }
@@ -334,6 +471,38 @@ impl FrameReader {
     /// `None` means nothing is ready yet; `Some(None)` is the end of the body.
     pub fn next_ready(&mut self) -> Option<Option<Result<Frame, UpstreamError>>> {
         futures_util::FutureExt::now_or_never(self.inner.next())
+    }
+
+    /// The stream reached its logical end (its last event arrived): let the
+    /// rest of the body, usually only its terminator, be read so that the
+    /// connection can serve another request. What has already arrived is
+    /// read now; anything later is awaited in the background, briefly and
+    /// bounded. Dropping a reader instead closes its connection, which is
+    /// how an abandoned request is cancelled upstream.
+    pub fn release(&mut self) {
+        let mut inner: Pin<Box<dyn Stream<Item = Result<Frame, UpstreamError>> + Send>> =
+            std::mem::replace(&mut self.inner, Box::pin(futures_util::stream::empty()));
+        for _ in 0..DRAIN_FRAMES {
+            match futures_util::FutureExt::now_or_never(inner.next()) {
+                Some(Some(Ok(_))) => {}
+                Some(None | Some(Err(_))) => return,
+                None => break,
+            }
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let drain = async {
+                    let mut frames = 0;
+                    while let Some(Ok(_)) = inner.next().await {
+                        frames += 1;
+                        if frames == DRAIN_FRAMES {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(DRAIN_WAIT, drain).await;
+            });
+        }
     }
 
     /// The next frame, waiting at most `wait`.
