@@ -202,6 +202,16 @@ impl ApiError {
         )
     }
 
+    /// A known path asked with a method it does not serve.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+            format!("{method} is not allowed on {}.", clip(path, 200)),
+        )
+    }
+
     /// The body is larger than allowed.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
@@ -539,6 +549,29 @@ fn gemini_status(class: ErrorClass) -> &'static str {
         ErrorClass::Timeout => "DEADLINE_EXCEEDED",
         _ => "INVALID_ARGUMENT",
     }
+}
+
+/// An unknown route: 404 in the dialect its path belongs to.
+pub(crate) async fn route_not_found(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    ApiError::route_not_found(method.as_str(), uri.path())
+        .in_dialect(Dialect::of_request(&method, uri.path(), &headers))
+        .into_response()
+}
+
+/// A known route asked with another method: 405 in its dialect (the router
+/// adds the `Allow` header).
+pub(crate) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    ApiError::method_not_allowed(method.as_str(), uri.path())
+        .in_dialect(Dialect::of_request(&method, uri.path(), &headers))
+        .into_response()
 }
 
 /// Cut user-provided text that goes into messages.

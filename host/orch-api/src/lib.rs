@@ -96,7 +96,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/health/providers", get(ops::providers))
         .merge(metrics_routes(&state))
         .merge(admin::router(&state))
-        .fallback(openai::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::route_not_found)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
@@ -78,9 +78,4 @@ pub(crate) async fn list_models(
         })
         .collect();
     axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
-}
-
-/// Unknown routes get an OpenAI-shaped 404.
-pub(crate) async fn not_found(method: Method, uri: Uri) -> Response {
-    ApiError::route_not_found(method.as_str(), uri.path()).into_response()
 }

@@ -143,6 +143,61 @@ async fn invalid_requests_get_the_dialects_own_errors() {
     gw.stop().await;
 }
 
+/// Send `method` to `path` with no body; the status, the `allow` header
+/// and the JSON answer.
+async fn call(gw: &Gateway, method: reqwest::Method, path: &str) -> (u16, String, Value) {
+    let resp = reqwest::Client::new()
+        .request(method, gw.url(path))
+        .header("x-api-key", CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let allow = resp
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, allow, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_answer_in_the_paths_dialect() {
+    use reqwest::Method;
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
+    let gw = gateway(&fake, true).await;
+
+    let (status, _, v) = call(&gw, Method::POST, "/v1/messages/batches/nope").await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "not_found_error", "{v}");
+
+    let (status, _, v) = call(&gw, Method::GET, "/v1beta/files").await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["error"]["status"], "NOT_FOUND", "{v}");
+
+    let (status, _, v) = call(&gw, Method::GET, "/v1/nope").await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["error"]["code"], "unknown_url", "{v}");
+
+    let (status, allow, v) = call(&gw, Method::GET, "/v1/messages").await;
+    assert_eq!(status, 405, "{v}");
+    assert_eq!(allow, "POST");
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+
+    let (status, allow, v) = call(&gw, Method::DELETE, "/v1beta/models").await;
+    assert_eq!(status, 405, "{v}");
+    assert!(allow.contains("GET"), "{allow}");
+    assert_eq!(v["error"]["status"], "INVALID_ARGUMENT", "{v}");
+
+    let (status, allow, v) = call(&gw, Method::GET, "/v1/chat/completions").await;
+    assert_eq!(status, 405, "{v}");
+    assert_eq!(allow, "POST");
+    assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn without_its_dialect_plugin_a_client_still_gets_its_own_error_shape() {
     let fake = FakeUpstream::spawn(FakeConfig::default()).await.unwrap();
