@@ -2,7 +2,7 @@
 //! client can see goes through it, so status codes, stable codes and the
 //! dialect's error shape are decided in one place; internals never leak.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use orch_core::contract::{ClassifiedError, ErrorClass};
 use orch_plugin_host::PluginFault;
@@ -552,25 +552,25 @@ fn gemini_status(class: ErrorClass) -> &'static str {
 }
 
 /// An unknown route: 404 in the dialect its path belongs to.
-pub(crate) async fn route_not_found(
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    ApiError::route_not_found(method.as_str(), uri.path())
-        .in_dialect(Dialect::of_request(&method, uri.path(), &headers))
-        .into_response()
+pub(crate) async fn route_not_found(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    routing_error(ApiError::route_not_found, &method, &uri, &headers)
 }
 
 /// A known route asked with another method: 405 in its dialect (the router
 /// adds the `Allow` header).
-pub(crate) async fn method_not_allowed(
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: axum::http::HeaderMap,
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    routing_error(ApiError::method_not_allowed, &method, &uri, &headers)
+}
+
+/// An error about the request's method and path, in the path's dialect.
+fn routing_error(
+    error: fn(&str, &str) -> ApiError,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
 ) -> Response {
-    ApiError::method_not_allowed(method.as_str(), uri.path())
-        .in_dialect(Dialect::of_request(&method, uri.path(), &headers))
+    error(method.as_str(), uri.path())
+        .in_dialect(Dialect::of_request(method, uri.path(), headers))
         .into_response()
 }
 

@@ -65,9 +65,11 @@ impl Conn {
         self.closed
     }
 
-    /// Whether the connection can take another request now.
-    fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
-        !self.drive(cx) && !self.tx.is_closed() && self.tx.is_ready()
+    /// Whether the connection can take another request now: it is driven
+    /// once, without waiting, so that a close that has arrived is seen.
+    fn reusable(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        !self.drive(&mut cx) && !self.tx.is_closed() && self.tx.is_ready()
     }
 }
 
@@ -163,8 +165,7 @@ impl Pool {
                 }
                 idle
             };
-            let waker = std::task::Waker::noop();
-            if idle.conn.reusable(&mut Context::from_waker(waker)) {
+            if idle.conn.reusable() {
                 return Some(idle.conn);
             }
         }
@@ -240,11 +241,10 @@ impl Body {
     /// The body has ended: let the connection settle into its idle state
     /// and pool it if it can take another request.
     fn release(&mut self) {
-        if let Some(mut conn) = self.conn.take() {
-            let waker = std::task::Waker::noop();
-            if conn.reusable(&mut Context::from_waker(waker)) {
-                self.pool.checkin(self.origin.clone(), conn);
-            }
+        if let Some(mut conn) = self.conn.take()
+            && conn.reusable()
+        {
+            self.pool.checkin(self.origin.clone(), conn);
         }
     }
 }

@@ -482,22 +482,22 @@ impl FrameReader {
     pub fn release(&mut self) {
         let mut inner: Pin<Box<dyn Stream<Item = Result<Frame, UpstreamError>> + Send>> =
             std::mem::replace(&mut self.inner, Box::pin(futures_util::stream::empty()));
-        for _ in 0..DRAIN_FRAMES {
+        let mut left = DRAIN_FRAMES;
+        while left > 0 {
             match futures_util::FutureExt::now_or_never(inner.next()) {
-                Some(Some(Ok(_))) => {}
+                Some(Some(Ok(_))) => left -= 1,
                 Some(None | Some(Err(_))) => return,
                 None => break,
             }
         }
+        if left == 0 {
+            return;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let drain = async {
-                    let mut frames = 0;
-                    while let Some(Ok(_)) = inner.next().await {
-                        frames += 1;
-                        if frames == DRAIN_FRAMES {
-                            break;
-                        }
+                    while left > 0 && matches!(inner.next().await, Some(Ok(_))) {
+                        left -= 1;
                     }
                 };
                 let _ = tokio::time::timeout(DRAIN_WAIT, drain).await;
