@@ -32,6 +32,9 @@ use serde_json::value::RawValue;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawObject<'a> {
     fields: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Whether any value may hold a line break (checked once per text, not
+    /// once per value on every [`RawObject::to_json`]).
+    line_breaks: bool,
 }
 
 impl<'a> RawObject<'a> {
@@ -41,7 +44,10 @@ impl<'a> RawObject<'a> {
         let mut deserializer = serde_json::Deserializer::from_str(json);
         let fields = deserializer.deserialize_map(FieldsVisitor)?;
         deserializer.end()?;
-        Ok(Self { fields })
+        Ok(Self {
+            fields,
+            line_breaks: has_line_break(json),
+        })
     }
 
     /// The JSON text of the first field called `key`.
@@ -65,7 +71,9 @@ impl<'a> RawObject<'a> {
     /// Sets the field `key` to `json` (which must be valid JSON text): in place
     /// if it exists (dropping later duplicates), else at the end.
     pub fn set_raw(&mut self, key: &str, json: impl Into<String>) {
-        let json = Cow::Owned(json.into());
+        let json: String = json.into();
+        self.line_breaks |= has_line_break(&json);
+        let json = Cow::Owned(json);
         match self.fields.iter().position(|(k, _)| k == key) {
             Some(first) => {
                 self.fields[first].1 = json;
@@ -113,7 +121,7 @@ impl<'a> RawObject<'a> {
             }
             push_key(&mut out, key);
             out.push(':');
-            if value.contains(['\n', '\r']) {
+            if self.line_breaks && has_line_break(value) {
                 push_compact(&mut out, value);
             } else {
                 out.push_str(value);
@@ -128,6 +136,11 @@ impl fmt::Display for RawObject<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_json())
     }
+}
+
+/// Whether `text` holds a line feed or a carriage return.
+fn has_line_break(text: &str) -> bool {
+    text.bytes().any(|b| b == b'\n' || b == b'\r')
 }
 
 /// Writes `key` as a JSON string.

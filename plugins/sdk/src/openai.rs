@@ -71,6 +71,9 @@
 use serde_json::Value;
 
 use crate::{ChunkKind, Usage};
+
+#[cfg(feature = "adapter")]
+mod kind;
 #[cfg(feature = "adapter")]
 use crate::{
     ErrorClass, ErrorDetails, Frame, Headers, ParsedResponse, PluginError, RequestContext,
@@ -321,14 +324,7 @@ impl StreamDecoder for ChunkStream {
         }
         chunk.set_string("model", &self.requested_model);
         let usage = usage_of(&chunk);
-        // The chunk kind depends on `choices` and `usage` only: parse just those.
-        let mut parts = serde_json::Map::new();
-        for key in ["choices", "usage"] {
-            if let Some(Ok(value)) = chunk.value(key) {
-                parts.insert(key.to_owned(), value);
-            }
-        }
-        let kind = chunk_kind(&Value::Object(parts));
+        let kind = kind::of_raw(&chunk);
         let mut items = Vec::with_capacity(2);
         if let Some(usage) = usage {
             items.push(StreamItem::Usage(usage));
@@ -375,10 +371,11 @@ fn stream_error(status: u16, event: &Value) -> PluginError {
 /// The usage report of a response or chunk, if it has one.
 #[cfg(feature = "adapter")]
 fn usage_of(object: &RawObject<'_>) -> Option<Usage> {
-    match object.value("usage") {
-        Some(Ok(usage)) => usage_from_openai(&usage),
-        _ => None,
+    // Most chunks of a stream have no `usage` or a null one.
+    if !object.get("usage")?.starts_with('{') {
+        return None;
     }
+    usage_from_openai(&object.value("usage")?.ok()?)
 }
 
 fn saturate(value: u64) -> u32 {
