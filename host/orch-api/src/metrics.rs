@@ -596,6 +596,12 @@ fn traffic_families(state: &AppState) -> Vec<Sampled> {
         MetricType::Counter,
         float(log.dropped),
     );
+    let batches = Sampled::single(
+        "orchestrator_request_log_batches",
+        "Request-log batches written, one transaction each",
+        MetricType::Counter,
+        float(log.batches),
+    );
     let errors = Sampled::single(
         "orchestrator_request_log_write_errors",
         "Request-log batch writes that failed",
@@ -615,7 +621,7 @@ fn traffic_families(state: &AppState) -> Vec<Sampled> {
         MetricType::Gauge,
         float(traffic.open_streams()),
     );
-    vec![queue, written, dropped, errors, in_flight, streams]
+    vec![queue, written, dropped, batches, errors, in_flight, streams]
 }
 
 impl prometheus_client::collector::Collector for StateNow {

@@ -120,6 +120,7 @@ pub(crate) async fn providers(State(state): State<AppState>, headers: HeaderMap)
             "written": log.written,
             "dropped": log.dropped,
             "write_errors": log.write_errors,
+            "batches": log.batches,
         },
         "redis": share,
     }))

@@ -66,6 +66,8 @@ pub struct LogWriterStats {
     pub dropped: u64,
     /// Failed batch writes (a dropped batch counts two: try and retry).
     pub write_errors: u64,
+    /// Batches written, one transaction each.
+    pub batches: u64,
 }
 
 /// Cloneable handle that request tasks use to log; see the module docs.
@@ -91,6 +93,7 @@ struct Shared {
     written: AtomicU64,
     dropped: AtomicU64,
     write_errors: AtomicU64,
+    batches: AtomicU64,
     /// Records are discarded, not queued.
     disabled: AtomicBool,
     /// `Some(deadline)` once shutdown is requested.
@@ -123,6 +126,7 @@ impl LogWriter {
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
             disabled: AtomicBool::new(false),
             shutdown,
             finished,
@@ -184,6 +188,7 @@ impl LogWriter {
             written: shared.written.load(Ordering::Relaxed),
             dropped: shared.dropped.load(Ordering::Relaxed),
             write_errors: shared.write_errors.load(Ordering::Relaxed),
+            batches: shared.batches.load(Ordering::Relaxed),
         }
     }
 
@@ -213,6 +218,11 @@ impl LogWriter {
 enum Drain {
     /// Only full batches; a remainder waits for more records or the interval.
     FullBatches,
+    /// What is queued now, in batches of up to `rows_per_insert`. Records
+    /// pushed meanwhile wait for the next wake-up: chasing them under steady
+    /// traffic would turn the interval's one write into a stream of tiny
+    /// transactions, each costing the database a commit.
+    Queued,
     /// Until the queue is empty.
     Everything,
 }
@@ -256,7 +266,7 @@ impl BatchTask {
                     // Checked before draining: once no handle is left, nothing
                     // can be pushed after this drain.
                     let orphaned = Arc::strong_count(&self.shared) == 1;
-                    self.drain(Drain::Everything).await;
+                    self.drain(if orphaned { Drain::Everything } else { Drain::Queued }).await;
                     if orphaned {
                         return;
                     }
@@ -267,17 +277,22 @@ impl BatchTask {
     }
 
     async fn drain(&self, mode: Drain) {
+        let mut left = match mode {
+            Drain::Queued => self.shared.queue.len(),
+            Drain::FullBatches | Drain::Everything => usize::MAX,
+        };
         loop {
             let queued = self.shared.queue.len();
             let worth_writing = match mode {
                 Drain::FullBatches => queued >= self.rows_per_insert,
-                Drain::Everything => queued > 0,
+                Drain::Queued | Drain::Everything => queued > 0 && left > 0,
             };
             if !worth_writing {
                 return;
             }
-            let mut batch = Vec::with_capacity(queued.min(self.rows_per_insert));
-            while batch.len() < self.rows_per_insert {
+            let size = self.rows_per_insert.min(left);
+            let mut batch = Vec::with_capacity(queued.min(size));
+            while batch.len() < size {
                 match self.shared.queue.pop() {
                     Some(record) => batch.push(record),
                     None => break,
@@ -286,6 +301,7 @@ impl BatchTask {
             if batch.is_empty() {
                 return;
             }
+            left -= batch.len();
             self.shared.in_flight.store(batch.len(), Ordering::Release);
             self.write(&batch).await;
             self.shared.in_flight.store(0, Ordering::Release);
@@ -307,6 +323,7 @@ impl BatchTask {
         match result {
             Ok(()) => {
                 self.shared.written.fetch_add(rows, Ordering::Relaxed);
+                self.shared.batches.fetch_add(1, Ordering::Relaxed);
                 if self.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("request log writes recovered");
                 }

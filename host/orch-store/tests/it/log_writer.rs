@@ -33,13 +33,18 @@ fn config(capacity: usize, batch_size: usize, flush_interval: Duration) -> LogWr
     }
 }
 
-fn stats(queued: u64, written: u64, dropped: u64, write_errors: u64) -> LogWriterStats {
-    LogWriterStats {
-        queued,
-        written,
-        dropped,
-        write_errors,
-    }
+/// The row counters of `stats` (not `batches`, which depends on timing).
+fn counts(stats: LogWriterStats) -> [u64; 4] {
+    [
+        stats.queued,
+        stats.written,
+        stats.dropped,
+        stats.write_errors,
+    ]
+}
+
+fn stats(queued: u64, written: u64, dropped: u64, write_errors: u64) -> [u64; 4] {
+    [queued, written, dropped, write_errors]
 }
 
 /// Records at the edges of every field's range.
@@ -47,7 +52,8 @@ fn extreme_records() -> Vec<RequestLogRecord> {
     let full = RequestLogRecord {
         ts_ms: i64::MAX,
         request_id: "req-extreme-max".to_owned(),
-        ingress_dialect: "anthropic".to_owned(),
+        // What PostgreSQL's COPY text format must escape.
+        ingress_dialect: "tab\there\nline\r\\N \\. \\t end".to_owned(),
         requested_model: "'; DROP TABLE request_log; -- \"quoted\" \\ back".to_owned(),
         provider: Some("prov ünïcödé 🚀".to_owned()),
         upstream_model: Some("x".repeat(MAX_TEXT_CHARS)),
@@ -71,7 +77,8 @@ fn extreme_records() -> Vec<RequestLogRecord> {
         requested_model: String::new(),
         provider: Some(String::new()),
         upstream_model: None,
-        plugin: None,
+        // Text that spells COPY's NULL marker is still text.
+        plugin: Some("\\N".to_owned()),
         status: 0,
         error_class: None,
         attempts: 0,
@@ -97,7 +104,7 @@ async fn pushed_records_round_trip_exactly() {
             writer.push(rec.clone());
         }
         let final_stats = writer.shutdown(SHUTDOWN).await;
-        assert_eq!(final_stats, stats(0, 42, 0, 0));
+        assert_eq!(counts(final_stats), stats(0, 42, 0, 0));
 
         expected.sort_by(|a, b| a.request_id.cmp(&b.request_id));
         assert_eq!(stored_sorted(&target.store).await, expected);
@@ -153,7 +160,7 @@ async fn many_batches_are_all_written() {
             writer.push(record(i));
         }
         let final_stats = writer.shutdown(SHUTDOWN).await;
-        assert_eq!(final_stats, stats(0, 1000, 0, 0));
+        assert_eq!(counts(final_stats), stats(0, 1000, 0, 0));
         let stored = stored_sorted(&target.store).await;
         assert_eq!(stored, (0..1000).map(record).collect::<Vec<_>>());
     })
@@ -178,7 +185,39 @@ async fn full_batches_are_written_without_waiting_for_the_interval() {
             .await
             .expect("full batches were never written");
         assert_eq!(target.store.count_request_logs().await.unwrap(), 30);
-        assert_eq!(writer.shutdown(SHUTDOWN).await, stats(0, 30, 0, 0));
+        let last = writer.shutdown(SHUTDOWN).await;
+        assert_eq!(counts(last), stats(0, 30, 0, 0));
+        assert_eq!(last.batches, 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn steady_traffic_is_written_in_one_batch_per_interval() {
+    const INTERVAL: Duration = Duration::from_millis(50);
+    each_store(|target: Target| async move {
+        // A batch is never full: only the interval writes. Each tick must
+        // write what was queued then, not keep chasing the records that
+        // arrive while it writes (a stream of one-row transactions).
+        let (writer, _task) =
+            LogWriter::start(target.store.clone(), config(100_000, 100_000, INTERVAL));
+        let started = std::time::Instant::now();
+        let mut pushed = 0;
+        while started.elapsed() < 12 * INTERVAL {
+            writer.push(record(pushed));
+            pushed += 1;
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        let ticks = started.elapsed().as_millis() / INTERVAL.as_millis() + 1;
+        let last = writer.shutdown(SHUTDOWN).await;
+        assert_eq!(counts(last), stats(0, u64::from(pushed), 0, 0));
+        // One batch per tick at most, plus the one at shutdown.
+        let most = u64::try_from(ticks).unwrap() + 1;
+        assert!(
+            last.batches <= most,
+            "{} batches for {ticks} ticks",
+            last.batches
+        );
     })
     .await;
 }
@@ -191,7 +230,10 @@ async fn batches_beyond_the_bind_parameter_limit_are_split() {
         for i in 0..5000 {
             writer.push(record(i));
         }
-        assert_eq!(writer.shutdown(SHUTDOWN).await, stats(0, 5000, 0, 0));
+        assert_eq!(
+            counts(writer.shutdown(SHUTDOWN).await),
+            stats(0, 5000, 0, 0)
+        );
         assert_eq!(target.store.count_request_logs().await.unwrap(), 5000);
 
         // Direct inserts split the same way, inside one transaction.
@@ -211,10 +253,10 @@ async fn overflow_drops_the_oldest_records_and_counts_them() {
         for i in 0..100 {
             writer.push(record(i));
         }
-        assert_eq!(writer.stats(), stats(16, 0, 84, 0));
+        assert_eq!(counts(writer.stats()), stats(16, 0, 84, 0));
         assert_eq!(target.store.count_request_logs().await.unwrap(), 0);
 
-        assert_eq!(writer.shutdown(SHUTDOWN).await, stats(0, 16, 84, 0));
+        assert_eq!(counts(writer.shutdown(SHUTDOWN).await), stats(0, 16, 84, 0));
         assert_eq!(
             stored_sorted(&target.store).await,
             (84..100).map(record).collect::<Vec<_>>()
@@ -231,7 +273,7 @@ async fn shutdown_flushes_what_is_queued() {
             writer.push(record(i));
         }
         assert_eq!(target.store.count_request_logs().await.unwrap(), 0);
-        assert_eq!(writer.shutdown(SHUTDOWN).await, stats(0, 10, 0, 0));
+        assert_eq!(counts(writer.shutdown(SHUTDOWN).await), stats(0, 10, 0, 0));
         task.await.unwrap();
         assert_eq!(
             stored_sorted(&target.store).await,
@@ -280,7 +322,10 @@ async fn many_tasks_push_through_clones() {
         for pusher in pushers {
             pusher.await.unwrap();
         }
-        assert_eq!(writer.shutdown(SHUTDOWN).await, stats(0, 2000, 0, 0));
+        assert_eq!(
+            counts(writer.shutdown(SHUTDOWN).await),
+            stats(0, 2000, 0, 0)
+        );
         let mut expected: Vec<_> = (0..8u32)
             .flat_map(|t| (0..250).map(move |i| record(t * 1000 + i)))
             .collect();
