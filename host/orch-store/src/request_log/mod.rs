@@ -6,9 +6,20 @@
 //! never counts twice and a failed one leaves no trace. [`query`] reads the
 //! log back page by page; [`retention`] deletes old rows in small batches.
 
+/// The columns a logged row sets, in the order every writer binds them (all
+/// but `id`).
+macro_rules! log_columns {
+    () => {
+        "ts_ms, request_id, ingress_dialect, requested_model, provider, upstream_model, \
+         plugin, status, error_class, attempts, latency_us, ttft_us, input_tokens, \
+         output_tokens, cached_tokens, streamed, outcome, client_key_id"
+    };
+}
+
 pub mod bodies;
 pub mod query;
 pub mod retention;
+mod rows;
 mod writer;
 
 use std::str::FromStr;
@@ -16,6 +27,7 @@ use std::str::FromStr;
 use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 
 use self::bodies::{CapturedBodies, bodies_statement, max_bodies_per_insert};
+use self::rows::InsertRows;
 pub use self::writer::{LogWriter, LogWriterConfig, LogWriterStats};
 use crate::database_url::Dialect;
 use crate::error::StoreError;
@@ -32,10 +44,7 @@ pub const MAX_TEXT_CHARS: usize = 255;
 /// Bind parameters per row: every column except `id`.
 const COLUMNS_PER_ROW: usize = 18;
 
-const INSERT_PREFIX: &str = "INSERT INTO request_log (ts_ms, request_id, ingress_dialect, \
-     requested_model, provider, upstream_model, plugin, status, error_class, attempts, \
-     latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, streamed, outcome, \
-     client_key_id) ";
+const INSERT_PREFIX: &str = concat!("INSERT INTO request_log (", log_columns!(), ") ");
 
 /// Selects `id` and every column [`decode_row`] reads.
 const SELECT_PREFIX: &str = "SELECT id, ts_ms, request_id, ingress_dialect, requested_model, \
@@ -179,8 +188,9 @@ impl Store {
         self.write_batch(&records, &bodies).await
     }
 
-    /// Writes log rows, then rollups, then bodies, in one transaction; each in
-    /// multi-row statements that fit the dialect's bind-parameter limit.
+    /// Writes log rows ([`rows`]), then rollups, then bodies, in one
+    /// transaction; the last two in multi-row statements that fit the
+    /// dialect's bind-parameter limit.
     async fn write_batch(
         &self,
         records: &[&RequestLogRecord],
@@ -193,9 +203,7 @@ impl Store {
         let rollups = Rollups::of(records.iter().copied());
         with_pool!(&self.backend, pool => {
             let mut tx = pool.begin().await?;
-            for chunk in records.chunks(max_rows_per_insert(dialect)) {
-                insert_statement(chunk).build().execute(&mut *tx).await?;
-            }
+            tx.insert_rows(records).await?;
             for (bucket, rows) in rollups.tables() {
                 for chunk in rows.chunks(max_rollups_per_upsert(dialect)) {
                     upsert_statement(dialect, bucket, chunk).build().execute(&mut *tx).await?;
