@@ -372,10 +372,8 @@ fn stream_error(status: u16, event: &Value) -> PluginError {
 #[cfg(feature = "adapter")]
 fn usage_of(object: &RawObject<'_>) -> Option<Usage> {
     // Most chunks of a stream have no `usage` or a null one.
-    if !object.get("usage")?.starts_with('{') {
-        return None;
-    }
-    usage_from_openai(&object.value("usage")?.ok()?)
+    let usage = object.get("usage").filter(|u| u.starts_with('{'))?;
+    usage_from_openai(&serde_json::from_str(usage).ok()?)
 }
 
 fn saturate(value: u64) -> u32 {

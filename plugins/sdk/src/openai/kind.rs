@@ -94,7 +94,8 @@ impl Fields for Delta {
         // `Option` is `None` for a JSON `null`.
         match field {
             Field::Text(index) => {
-                self.text[index] = map.next_value::<Option<Text>>()?.is_some_and(|t| t.0);
+                let text = map.next_value::<Option<Str<Text>>>()?;
+                self.text[index] = text.is_some_and(|Str(Text(non_empty))| non_empty);
             }
             Field::ToolCalls => {
                 let calls = map.next_value::<Option<&RawValue>>()?;
@@ -135,7 +136,7 @@ impl<'de, F: Fields> Deserialize<'de> for Object<F> {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object<F>, A::Error> {
                 let mut probe = F::default();
-                while let Some(field) = map.next_key::<Field>()? {
+                while let Some(Str(field)) = map.next_key::<Str<Field>>()? {
                     probe.field(field, &mut map)?;
                 }
                 Ok(Object(probe))
@@ -156,32 +157,20 @@ enum Field {
     Other,
 }
 
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FieldVisitor;
+impl FromJsonStr for Field {
+    const EXPECTING: &str = "a field name";
 
-        impl Visitor<'_> for FieldVisitor {
-            type Value = Field;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a field name")
-            }
-
-            fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
-                Ok(match name {
-                    "delta" => Field::Delta,
-                    "content" => Field::Text(0),
-                    "refusal" => Field::Text(1),
-                    "reasoning_content" => Field::Text(2),
-                    "reasoning" => Field::Text(3),
-                    "tool_calls" => Field::ToolCalls,
-                    "function_call" => Field::FunctionCall,
-                    _ => Field::Other,
-                })
-            }
+    fn from_json_str(name: &str) -> Self {
+        match name {
+            "delta" => Self::Delta,
+            "content" => Self::Text(0),
+            "refusal" => Self::Text(1),
+            "reasoning_content" => Self::Text(2),
+            "reasoning" => Self::Text(3),
+            "tool_calls" => Self::ToolCalls,
+            "function_call" => Self::FunctionCall,
+            _ => Self::Other,
         }
-
-        deserializer.deserialize_identifier(FieldVisitor)
     }
 }
 
@@ -192,27 +181,47 @@ fn is_empty_array(json: &str) -> bool {
 }
 
 /// A JSON string, reduced to whether it is non-empty (no copy even when it
-/// has escapes). Any other type is an error, which sends the chunk down the
-/// `Value` path.
+/// has escapes).
 struct Text(bool);
 
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
+impl FromJsonStr for Text {
+    const EXPECTING: &str = "a string";
 
-        impl Visitor<'_> for TextVisitor {
-            type Value = Text;
+    fn from_json_str(text: &str) -> Self {
+        Self(!text.is_empty())
+    }
+}
+
+/// A value read from a JSON string (a field name or a string value) without
+/// keeping the string.
+trait FromJsonStr: Sized {
+    /// What the error says was expected.
+    const EXPECTING: &str;
+
+    fn from_json_str(text: &str) -> Self;
+}
+
+/// A JSON string read into `T`. Any other type is an error, which sends the
+/// chunk down the `Value` path.
+struct Str<T>(T);
+
+impl<'de, T: FromJsonStr> Deserialize<'de> for Str<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor<T>(PhantomData<T>);
+
+        impl<T: FromJsonStr> Visitor<'_> for StrVisitor<T> {
+            type Value = Str<T>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
+                f.write_str(T::EXPECTING)
             }
 
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text, E> {
-                Ok(Text(!s.is_empty()))
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Str<T>, E> {
+                Ok(Str(T::from_json_str(text)))
             }
         }
 
-        deserializer.deserialize_str(TextVisitor)
+        deserializer.deserialize_str(StrVisitor(PhantomData))
     }
 }
 
