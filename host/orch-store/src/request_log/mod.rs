@@ -286,11 +286,12 @@ pub(crate) fn saturating_i64(value: u64) -> i64 {
 
 /// Drops NUL characters and cuts to [`MAX_TEXT_CHARS`] characters.
 pub(crate) fn clean_text(value: &str) -> String {
-    value
-        .chars()
-        .filter(|&c| c != '\0')
-        .take(MAX_TEXT_CHARS)
-        .collect()
+    clean_chars(value).collect()
+}
+
+/// The characters [`clean_text`] keeps.
+fn clean_chars(value: &str) -> impl Iterator<Item = char> + '_ {
+    value.chars().filter(|&c| c != '\0').take(MAX_TEXT_CHARS)
 }
 
 /// Reads one row selected with [`SELECT_PREFIX`]'s column list (all but `id`).

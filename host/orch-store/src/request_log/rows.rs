@@ -14,7 +14,7 @@ use sqlx::mysql::MySqlConnection;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 
-use super::{RequestLogRecord, clean_text, insert_statement, max_rows_per_insert, saturating_i64};
+use super::{RequestLogRecord, clean_chars, insert_statement, max_rows_per_insert, saturating_i64};
 use crate::database_url::Dialect;
 use crate::error::StoreError;
 
@@ -64,7 +64,7 @@ impl InsertRows for PgConnection {
 
 /// `rows` in COPY's text format: one line per row, the values in
 /// [`log_columns!`] order separated by tabs, `\N` for NULL. Text values are
-/// cleaned like bound ones ([`clean_text`]), then escaped.
+/// cleaned like bound ones ([`clean_chars`]), then escaped.
 fn copy_text(rows: &[&RequestLogRecord]) -> Vec<u8> {
     let mut out = String::with_capacity(rows.len() * 160);
     for rec in rows {
@@ -114,16 +114,17 @@ impl Field<'_> {
                 let _ = write!(out, "{n}");
             }
             Self::Bool(b) => out.push(if *b { 't' } else { 'f' }),
-            Self::Text(Some(text)) => push_escaped(out, &clean_text(text)),
+            Self::Text(Some(text)) => push_escaped(out, text),
             Self::OptInt(None) | Self::Text(None) => out.push_str("\\N"),
         }
     }
 }
 
-/// Writes `text` escaped for COPY's text format: backslash and the three
-/// characters that would end a value or a line.
+/// Writes `text`, cleaned ([`clean_chars`]), escaped for COPY's text
+/// format: backslash and the three characters that would end a value or a
+/// line.
 fn push_escaped(out: &mut String, text: &str) {
-    for c in text.chars() {
+    for c in clean_chars(text) {
         match c {
             '\\' => out.push_str("\\\\"),
             '\t' => out.push_str("\\t"),
